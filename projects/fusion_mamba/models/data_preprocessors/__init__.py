@@ -1,0 +1,3 @@
+from .multimodal_preprocessor import MultiModalDetDataPreprocessor
+
+__all__ = ['MultiModalDetDataPreprocessor']

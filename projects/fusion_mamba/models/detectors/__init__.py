@@ -1,0 +1,3 @@
+from .multimodal_detector import MultiModalDetector
+
+__all__ = ['MultiModalDetector']

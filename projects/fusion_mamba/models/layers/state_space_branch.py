@@ -1,0 +1,71 @@
+"""The gated state-space branch shared by VSS blocks and DSSF modules."""
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType
+
+
+class GatedStateSpaceBranch(nn.Module):
+    """Project a (B, C, H, W) map into the hidden state space and compute its gate.
+
+    With ``n = Norm(x)`` (channels-last), as in Fusion-Mamba's Eq. 7-8:
+
+    - ``y = Norm(SSM(SiLU(DWConv3x3(Linear(n)))))``  (P_in: the hidden-state features)
+    - ``z = SiLU(Linear(n))``                          (the gate)
+
+    Args:
+        channels (int): Input channels C.
+        ssm_ratio (float): Inner width D = ssm_ratio * C.
+        ssm_cfg (dict): Config of the state-space operator on (B, D, H, W) maps, e.g.
+            ``dict(type='SS2D', d_state=16, dt_rank='auto', backend='auto')``; ``d_inner`` and
+            ``d_model`` are filled in.
+        d_conv (int): Depthwise convolution kernel size.
+        norm_cfg (dict): Norm over channels-last features.
+
+    Returns (forward): ``(y, z)``, both channels-last (B, H, W, D).
+    """
+
+    def __init__(self,
+                 channels: int,
+                 ssm_cfg: ConfigType,
+                 ssm_ratio: float = 2.0,
+                 d_conv: int = 3,
+                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6)):
+        super().__init__()
+        d_inner = int(round(ssm_ratio * channels))
+        if d_inner < 1:
+            raise ValueError(f'ssm_ratio={ssm_ratio} gives no inner channels for {channels}')
+        self.d_inner = d_inner
+        self.norm = build_norm_layer(norm_cfg, channels)[1]
+        self.in_proj = nn.Linear(channels, 2 * d_inner, bias=False)  # x and z together
+        self.dwconv = nn.Conv2d(d_inner, d_inner, d_conv, padding=d_conv // 2, groups=d_inner)
+        self.ssm = MODELS.build(dict(ssm_cfg, d_inner=d_inner, d_model=channels))
+        self.out_norm = build_norm_layer(norm_cfg, d_inner)[1]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, C, H, W) -> y, z: (B, H, W, D)."""
+        n = self.norm(x.permute(0, 2, 3, 1))
+        u, z = self.in_proj(n).chunk(2, dim=-1)
+        u = F.silu(self.dwconv(u.permute(0, 3, 1, 2).contiguous()))
+        y = self.out_norm(self.ssm(u).permute(0, 2, 3, 1))
+        return y, F.silu(z)
+
+
+class ChannelsLastMLP(nn.Module):
+    """Pre-norm MLP residual on channels-last features: x + fc2(GELU(fc1(Norm(x))))."""
+
+    def __init__(self, channels: int, ratio: float,
+                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6)):
+        super().__init__()
+        hidden = int(round(channels * ratio))
+        self.norm = build_norm_layer(norm_cfg, channels)[1]
+        self.fc1 = nn.Linear(channels, hidden)
+        self.fc2 = nn.Linear(hidden, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, H, W, C) -> (B, H, W, C)."""
+        return x + self.fc2(F.gelu(self.fc1(self.norm(x))))

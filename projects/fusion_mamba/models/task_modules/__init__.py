@@ -1,0 +1,3 @@
+from .assigners import BatchTaskAlignedAssigner
+
+__all__ = ['BatchTaskAlignedAssigner']

@@ -1,0 +1,3 @@
+from .batch_task_aligned_assigner import BatchTaskAlignedAssigner
+
+__all__ = ['BatchTaskAlignedAssigner']

@@ -1,0 +1,5 @@
+"""Selective scan (Mamba S6) with interchangeable backends; see ``interface`` and ``backends``."""
+from .backends import available_backends, resolve_backend
+from .interface import selective_scan, selective_scan_states
+
+__all__ = ['selective_scan', 'selective_scan_states', 'available_backends', 'resolve_backend']

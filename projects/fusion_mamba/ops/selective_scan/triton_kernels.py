@@ -1,0 +1,320 @@
+"""Triton selective-scan kernels (CUDA), forward and backward, for 1D scans and fused SS2D.
+
+One program owns (channel block, batch, direction). It walks the sequence chunk by chunk,
+keeping the (channels, d_state) state in registers; inside a chunk the recurrence is solved
+in parallel with ``tl.associative_scan`` over ``(a, b) -> (a1 a2, a2 b1 + b2)``. Everything is
+accumulated in float32 whatever the input dtype.
+
+Token ``t`` of direction ``k`` sits at spatial offset ``p_k(t)`` of the flattened (H, W) map:
+row-major (k=0), column-major (k=1), and both reversed (k=2, 3). A 1D scan is the case
+H = 1, W = L, one direction. The kernels read x / delta / B / C and write the outputs
+straight from and to the spatial layout with that addressing, so no cross-scan copy is
+made; the directional outputs are summed into the (B, D, L) result with float32 atomics.
+
+Forward saves only the state at the start of every chunk (B, K, D, n_chunks, N). Backward
+walks the chunks in reverse, recomputes the chunk's states from the saved one, runs the
+adjoint recurrence ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` as a reverse associative scan and
+accumulates every gradient (dA, dD, d delta_bias in registers, dB / dC across channel blocks
+and dx across directions with atomics).
+"""
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
+
+
+@triton.jit
+def _combine(a1, b1, a2, b2):
+    return a1 * a2, a2 * b1 + b2
+
+
+@triton.jit
+def _token_offsets(t, L, H, W, k):
+    """Spatial offset (in the flattened H x W map) of token t of direction k."""
+    tt = tl.where(k >= 2, L - 1 - t, t)
+    return tl.where((k % 2) == 1, (tt % H) * W + tt // H, tt)
+
+
+@triton.jit
+def _softplus(x):
+    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+
+
+@triton.jit
+def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
+                     Dm, L, H, W, N, Dg, G, K, n_chunks,
+                     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                     ATOMIC: tl.constexpr, STORE_LAST: tl.constexpr,
+                     NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
+    pid_d = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    k = tl.program_id(2)
+    d = pid_d * BD + tl.arange(0, BD)
+    dm = d < Dm
+    n = tl.arange(0, NP)
+    nm = n < N
+    j = tl.arange(0, T)
+    grp = k * G + (pid_d * BD) // Dg
+    row = k * Dm + d
+    mdn = dm[:, None] & nm[None, :]
+    A2 = tl.load(A + row[:, None] * N + n[None, :], mask=mdn, other=0.0) * LOG2E
+    if HAS_D:
+        Dv = tl.load(DS + row, mask=dm, other=0.0)
+    if HAS_BIAS:
+        bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    x_ptr = X + b * Dm * L + d[:, None] * L
+    dt_ptr = DT + ((b * K + k) * Dm + d[:, None]) * L
+    bc_off = (b * K * G + grp) * N * L + n[:, None] * L
+    y_ptr = Y + b * Dm * L + d[:, None] * L
+    hs_ptr = HS + (((b * K + k) * Dm + d[:, None]) * n_chunks) * NP + n[None, :]
+    first = (j == 0)[None, None, :]
+    last = (j == T - 1)[None, None, :]
+    h = tl.zeros((BD, NP), dtype=tl.float32)
+    for c in range(n_chunks):
+        t = c * T + j
+        tm = t < L
+        p = _token_offsets(t, L, H, W, k)
+        m2 = dm[:, None] & tm[None, :]
+        mnt = nm[:, None] & tm[None, :]
+        tl.store(hs_ptr + c * NP, h, mask=dm[:, None])
+        u = tl.load(x_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
+        dt = tl.load(dt_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            dt += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        dt = tl.where(m2, dt, 0.0)
+        Bt = tl.load(BM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
+        Ct = tl.load(CM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
+        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
+        drive = (dt * u)[:, None, :] * Bt[None, :, :]
+        drive = tl.where(first, drive + a * h[:, :, None], drive)
+        _, hh = tl.associative_scan((a, drive), 2, _combine)
+        y = tl.sum(hh * Ct[None, :, :], axis=1)
+        if HAS_D:
+            y += Dv[:, None] * u
+        if ATOMIC:
+            tl.atomic_add(y_ptr + p[None, :], y, mask=m2, sem='relaxed')
+        else:
+            tl.store(y_ptr + p[None, :], y, mask=m2)
+        h = tl.sum(tl.where(last, hh, 0.0), axis=2)
+    if STORE_LAST:
+        tl.store(LAST + (b * Dm + d[:, None]) * N + n[None, :], h, mask=mdn)
+
+
+@triton.jit
+def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
+                     DX, DDT, DA, DBM, DCM, DDS, DBIAS,
+                     Dm, L, H, W, N, Dg, G, K, n_chunks,
+                     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                     ATOMIC: tl.constexpr,
+                     NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
+    pid_d = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    k = tl.program_id(2)
+    d = pid_d * BD + tl.arange(0, BD)
+    dm = d < Dm
+    n = tl.arange(0, NP)
+    nm = n < N
+    j = tl.arange(0, T)
+    grp = k * G + (pid_d * BD) // Dg
+    row = k * Dm + d
+    mdn = dm[:, None] & nm[None, :]
+    A2 = tl.load(A + row[:, None] * N + n[None, :], mask=mdn, other=0.0) * LOG2E
+    if HAS_D:
+        Dv = tl.load(DS + row, mask=dm, other=0.0)
+    if HAS_BIAS:
+        bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    x_ptr = X + b * Dm * L + d[:, None] * L
+    dx_ptr = DX + b * Dm * L + d[:, None] * L
+    dy_ptr = DY + b * Dm * L + d[:, None] * L
+    dt_ptr = DT + ((b * K + k) * Dm + d[:, None]) * L
+    ddt_ptr = DDT + ((b * K + k) * Dm + d[:, None]) * L
+    bc_off = (b * K * G + grp) * N * L + n[:, None] * L
+    hs_ptr = HS + (((b * K + k) * Dm + d[:, None]) * n_chunks) * NP + n[None, :]
+    first = (j == 0)[None, None, :]
+    last = (j == T - 1)[None, None, :]
+    g_next = tl.zeros((BD, NP), dtype=tl.float32)  # dL/dh at the next chunk's first token
+    dA_acc = tl.zeros((BD, NP), dtype=tl.float32)
+    dD_acc = tl.zeros((BD, ), dtype=tl.float32)
+    dbias_acc = tl.zeros((BD, ), dtype=tl.float32)
+    for ci in range(n_chunks):
+        c = n_chunks - 1 - ci
+        t = c * T + j
+        tm = t < L
+        tnm = (t + 1) < L
+        p = _token_offsets(t, L, H, W, k)
+        pn = _token_offsets(t + 1, L, H, W, k)
+        m2 = dm[:, None] & tm[None, :]
+        mn2 = dm[:, None] & tnm[None, :]
+        mnt = nm[:, None] & tm[None, :]
+        u = tl.load(x_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
+        dy = tl.load(dy_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
+        pre = tl.load(dt_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
+        pre_n = tl.load(dt_ptr + pn[None, :], mask=mn2, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            pre += bias[:, None]
+            pre_n += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(pre)
+            dt_n = _softplus(pre_n)
+        else:
+            dt = pre
+            dt_n = pre_n
+        dt = tl.where(m2, dt, 0.0)
+        dt_n = tl.where(mn2, dt_n, 0.0)
+        Bt = tl.load(BM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
+        Ct = tl.load(CM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
+        # recompute the chunk's states from the saved start state
+        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
+        du_dt = dt * u
+        drive = du_dt[:, None, :] * Bt[None, :, :]
+        h0 = tl.load(hs_ptr + c * NP, mask=dm[:, None], other=0.0)
+        _, hh = tl.associative_scan((a, tl.where(first, drive + a * h0[:, :, None], drive)), 2,
+                                    _combine)
+        # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}
+        a_n = tl.exp2(dt_n[:, None, :] * A2[:, :, None])
+        src = dy[:, None, :] * Ct[None, :, :]
+        src = tl.where(last, src + a_n * g_next[:, :, None], src)
+        _, g = tl.associative_scan((a_n, src), 2, _combine, reverse=True)
+        g_next = tl.sum(tl.where(first, g, 0.0), axis=2)
+        grad_pre = g * (hh - drive)  # dL/d(dt A) = g_t * a_t * h_{t-1}
+        dA_acc += tl.sum(grad_pre * dt[:, None, :], axis=2)
+        gb = tl.sum(g * Bt[None, :, :], axis=1)
+        ddt = tl.sum(grad_pre * A2[:, :, None], axis=1) * LN2 + u * gb
+        du = dt * gb
+        if HAS_D:
+            du += Dv[:, None] * dy
+            dD_acc += tl.sum(dy * u, axis=1)
+        if SOFTPLUS:
+            ddt = ddt * tl.sigmoid(pre)
+        ddt = tl.where(m2, ddt, 0.0)
+        dbias_acc += tl.sum(ddt, axis=1)
+        tl.store(ddt_ptr + p[None, :], ddt, mask=m2)
+        if ATOMIC:
+            tl.atomic_add(dx_ptr + p[None, :], du, mask=m2, sem='relaxed')
+        else:
+            tl.store(dx_ptr + p[None, :], du, mask=m2)
+        dC = tl.sum(dy[:, None, :] * hh, axis=0)
+        dB = tl.sum(g * du_dt[:, None, :], axis=0)
+        tl.atomic_add(DCM + bc_off + p[None, :], dC, mask=mnt, sem='relaxed')
+        tl.atomic_add(DBM + bc_off + p[None, :], dB, mask=mnt, sem='relaxed')
+    tl.atomic_add(DA + row[:, None] * N + n[None, :], dA_acc, mask=mdn, sem='relaxed')
+    if HAS_D:
+        tl.atomic_add(DDS + row, dD_acc, mask=dm, sem='relaxed')
+    if HAS_BIAS:
+        tl.atomic_add(DBIAS + row, dbias_acc, mask=dm, sem='relaxed')
+
+
+def _config(d_state, per_block, length):
+    """(padded d_state, channel block, chunk length, warps) of a launch.
+
+    About 2048 scan elements per program, 4 channels by preference, the chunk as long as
+    that allows (512 tokens for d_state 1, 32 for 16; measured best on an H100 at the SS2D
+    shapes of FM-YOLOv8-l). The channel block must divide ``per_block`` (the channels that
+    share one B / C group)."""
+    np_ = triton.next_power_of_2(d_state)
+    chunk = max(16, min(512, 512 // np_, triton.next_power_of_2(length)))
+    bd = max(1, min(64, 2048 // (np_ * chunk)))
+    while per_block % bd:
+        bd //= 2
+    return np_, bd, chunk, 2 if np_ >= 8 else 4
+
+
+class TritonScan(torch.autograd.Function):
+    """Selective scan of K directions over a flattened (H, W) map, summed into one output.
+
+    Inputs (contiguous, same device): x (B, Dm, L) with L = H * W; delta (B, K, Dm, L);
+    A (K * Dm, N) float32; Bm, Cm (B, K * G, N, L) (G groups per direction, group of channel d
+    in direction k is k * G + d // (Dm // G)); Ds, bias (K * Dm,) float32 or None.
+    Returns y (B, Dm, L) in x's dtype and the final state (B, Dm, N) float32 (K == 1 only,
+    else None; not differentiable).
+    """
+
+    @staticmethod
+    def forward(ctx, x, delta, A, Bm, Cm, Ds, bias, softplus, hw, store_last):
+        batch, dm, length = x.shape
+        k_dirs = delta.shape[1]
+        groups = Bm.shape[1] // k_dirs
+        d_state = A.shape[1]
+        np_, bd, chunk, warps = _config(d_state, dm // groups, length)
+        n_chunks = triton.cdiv(length, chunk)
+        atomic = k_dirs > 1
+        y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
+            else torch.empty_like(x)
+        hs = torch.empty(batch, k_dirs, dm, n_chunks, np_, device=x.device, dtype=torch.float32)
+        last = torch.empty(batch, dm, d_state, device=x.device, dtype=torch.float32) \
+            if store_last else None
+        grid = (triton.cdiv(dm, bd), batch, k_dirs)
+        _scan_fwd_kernel[grid](
+            x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
+            y, hs, last if last is not None else hs,
+            dm, length, hw[0], hw[1], d_state, dm // groups, groups, k_dirs, n_chunks,
+            HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
+            STORE_LAST=store_last, NP=np_, BD=bd, T=chunk, num_warps=warps)
+        ctx.save_for_backward(x, delta, A, Bm, Cm, Ds, bias, hs)
+        ctx.meta = (softplus, hw, groups, (np_, bd, chunk, warps))
+        if last is not None:
+            ctx.mark_non_differentiable(last)
+        return y.to(x.dtype), last
+
+    @staticmethod
+    def backward(ctx, grad_y, _grad_last):
+        x, delta, A, Bm, Cm, Ds, bias, hs = ctx.saved_tensors
+        softplus, hw, groups, (np_, bd, chunk, warps) = ctx.meta
+        batch, dm, length = x.shape
+        k_dirs = delta.shape[1]
+        atomic = k_dirs > 1
+        f32 = dict(device=x.device, dtype=torch.float32)
+        dx = torch.zeros(x.shape, **f32) if atomic else torch.empty_like(x)
+        ddelta = torch.empty_like(delta)
+        dA = torch.zeros(A.shape, **f32)
+        dB = torch.zeros(Bm.shape, **f32)
+        dC = torch.zeros(Cm.shape, **f32)
+        dD = torch.zeros(Ds.shape, **f32) if Ds is not None else None
+        dbias = torch.zeros(bias.shape, **f32) if bias is not None else None
+        grid = (triton.cdiv(dm, bd), batch, k_dirs)
+        _scan_bwd_kernel[grid](
+            x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
+            hs, grad_y.contiguous(),
+            dx, ddelta, dA, dB, dC, dD if dD is not None else dA,
+            dbias if dbias is not None else dA,
+            dm, length, hw[0], hw[1], A.shape[1], dm // groups, groups, k_dirs, hs.shape[3],
+            HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
+            NP=np_, BD=bd, T=chunk, num_warps=warps)
+        return (dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype), dC.to(Cm.dtype), dD, dbias,
+                None, None, None)
+
+
+def _f32(t):
+    return None if t is None else t.float().contiguous()
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False):
+    """1D selective scan on CUDA; returns ``(y (B, D, L) in u's dtype, last_state or None)``.
+    Arguments as :func:`fusion_mamba.ops.selective_scan`."""
+    batch, dim, length = u.shape
+    B = B.unsqueeze(1) if B.dim() == 3 else B
+    C = C.unsqueeze(1) if C.dim() == 3 else C
+    y, last = TritonScan.apply(
+        u.contiguous(), delta.contiguous().unsqueeze(1), _f32(A), B.contiguous(), C.contiguous(),
+        _f32(D), _f32(delta_bias), bool(delta_softplus), (1, length), bool(return_last_state))
+    if z is not None:
+        y = (y.float() * torch.nn.functional.silu(z.float())).to(u.dtype)
+    return y, last
+
+
+def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
+    """Fused SS2D on CUDA; arguments and result as :func:`fusion_mamba.ops.ss2d_selective_scan`."""
+    batch, dim, height, width = x.shape
+    length = height * width
+    y, _ = TritonScan.apply(
+        x.reshape(batch, dim, length).contiguous(),
+        delta.reshape(batch, 4, dim, length).contiguous(),
+        _f32(A), B.reshape(batch, 4, -1, length).contiguous(),
+        C.reshape(batch, 4, -1, length).contiguous(), _f32(D), _f32(delta_bias),
+        bool(delta_softplus), (height, width), False)
+    return y.view(batch, dim, height, width)

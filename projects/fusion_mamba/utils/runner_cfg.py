@@ -1,0 +1,30 @@
+"""Config handling shared by the train / test / benchmark entry points."""
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config
+
+
+def load_runner_config(config: str,
+                       cfg_options: Optional[dict] = None,
+                       work_dir: Optional[str] = None,
+                       launcher: str = 'none') -> Config:
+    """Load ``config`` and apply the command-line settings every entry point shares.
+
+    - ``cfg_options`` (``--cfg-options``) are merged last-but-one; ``work_dir`` wins over the
+      config's, which wins over ``./work_dirs/<config name>``.
+    - Distributed runs without CUDA switch the process group to ``gloo``, so
+      ``tools/dist_train.sh CONFIG 2`` works on a CPU-only machine.
+    """
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    if launcher != 'none' and not torch.cuda.is_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return cfg

@@ -1,0 +1,95 @@
+"""CPU tests of SS2D, the cross-scan helpers and the cross-modal interleaved scan."""
+import pytest
+import torch
+from ops_testing import (assert_close, assert_grads_close, cross_modal_inputs, detached_copy,
+                         direction_indices, explicit_cross_modal, explicit_ss2d, grads_of,
+                         ss2d_inputs)
+
+from fusion_mamba.ops import (cross_merge, cross_modal_ss2d_scan, cross_scan,
+                              deinterleave_tokens, interleave_tokens, ss2d_selective_scan)
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (3, 5), (4, 4), (6, 2)], ids=str)
+def test_cross_scan_orders_and_merge(hw):
+    height, width = hw
+    x = torch.randn(2, 3, height, width)
+    seqs = cross_scan(x)
+    assert seqs.shape == (2, 4, 3, height * width)
+    for k, idx in enumerate(direction_indices(height, width)):
+        torch.testing.assert_close(seqs[:, k], x.flatten(2)[..., idx])
+    torch.testing.assert_close(cross_merge(seqs, hw), 4 * x)
+    torch.testing.assert_close(cross_merge(seqs.view(2, 4, 3, height, width)), 4 * x)
+
+
+def test_cross_merge_rejects_bad_shapes():
+    with pytest.raises(ValueError, match='cross_merge expects'):
+        cross_merge(torch.randn(2, 4, 3, 12))
+    with pytest.raises(ValueError, match='cross_merge expects'):
+        cross_merge(torch.randn(2, 3, 3, 12), (3, 4))
+
+
+def test_interleave_roundtrip():
+    a, b = torch.randn(2, 3, 5), torch.randn(2, 3, 5)
+    x = interleave_tokens(a, b)
+    assert x.shape == (2, 3, 10)
+    torch.testing.assert_close(x[..., 0::2], a)
+    torch.testing.assert_close(x[..., 1::2], b)
+    a2, b2 = deinterleave_tokens(x)
+    torch.testing.assert_close(a2, a)
+    torch.testing.assert_close(b2, b)
+    with pytest.raises(ValueError):
+        interleave_tokens(a, b[..., :4])
+    with pytest.raises(ValueError):
+        deinterleave_tokens(x[..., :9])
+
+
+@pytest.mark.parametrize('backend', ['torch', 'reference'])
+@pytest.mark.parametrize('shape', [(1, 3, 1, 4, 7), (2, 4, 16, 5, 3)], ids=str)
+def test_ss2d_matches_explicit_cross_scan(shape, backend):
+    inputs = ss2d_inputs(*shape)
+    y = ss2d_selective_scan(**inputs, backend=backend)
+    assert y.shape == inputs['x'].shape
+    ref_inputs = detached_copy(inputs)
+    y_ref = explicit_ss2d(**ref_inputs)
+    assert_close(y, y_ref, torch.float32, 'y')
+    assert_grads_close(grads_of(y, inputs), grads_of(y_ref, ref_inputs), torch.float32)
+
+
+def test_ss2d_without_optional_parameters():
+    inputs = ss2d_inputs(1, 2, 4, 3, 4, extras=False)
+    y = ss2d_selective_scan(**inputs, delta_softplus=False, backend='torch')
+    assert_close(y, explicit_ss2d(**detached_copy(inputs), delta_softplus=False), torch.float32)
+
+
+@pytest.mark.parametrize('shape', [(1, 2, 1, 3, 4), (2, 3, 16, 4, 2)], ids=str)
+def test_cross_modal_matches_explicit_interleaving(shape):
+    inputs = cross_modal_inputs(*shape)
+    ys = cross_modal_ss2d_scan(**inputs, backend='torch')
+    assert [y.shape for y in ys] == [inputs['x_a'].shape] * 2
+    ref_inputs = detached_copy(inputs)
+    refs = explicit_cross_modal(**ref_inputs)
+    for y, ref in zip(ys, refs):
+        assert_close(y, ref, torch.float32)
+    assert_grads_close(grads_of(ys, inputs), grads_of(refs, ref_inputs), torch.float32)
+
+
+@pytest.mark.parametrize('name, shape, match', [
+    ('x', (2, 3, 4), r'x must be \(B, D, H, W\)'),
+    ('delta', (1, 4, 3, 4, 4), 'delta must have shape'),
+    ('A', (8, 2), 'A must have shape'),
+    ('B', (1, 4, 3, 4, 5), 'B must have shape'),
+    ('C', (1, 2, 2, 4, 5), 'C must have shape'),
+    ('D', (3, ), 'D must have shape'),
+])
+def test_ss2d_invalid_shapes(name, shape, match):
+    inputs = {k: v.detach() for k, v in ss2d_inputs(1, 3, 2, 4, 5).items()}
+    inputs[name] = torch.randn(shape)
+    with pytest.raises(ValueError, match=match):
+        ss2d_selective_scan(**inputs, backend='torch')
+
+
+def test_cross_modal_rejects_mismatched_modalities():
+    inputs = {k: v.detach() for k, v in cross_modal_inputs(1, 2, 2, 3, 4).items()}
+    inputs['delta_b'] = torch.randn(1, 4, 2, 4, 3)
+    with pytest.raises(ValueError, match='delta must have shape'):
+        cross_modal_ss2d_scan(**inputs, backend='torch')

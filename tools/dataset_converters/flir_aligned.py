@@ -1,0 +1,31 @@
+"""Convert FLIR-Aligned (the aligned FLIR ADAS v1 release) to paired COCO json.
+
+    python tools/dataset_converters/flir_aligned.py data/FLIR_aligned/align [--out-dir DIR]
+
+Reads align_train.txt / align_validation.txt (in the folder or its ImageSets/Main/) and
+writes ``flir_aligned_train.json`` / ``flir_aligned_val.json`` (paths relative to the folder)
+with a ``*_report.json`` each. See docs/datasets.md.
+"""
+import argparse
+import os.path as osp
+
+from fusion_mamba.datasets.converters import convert_flir_aligned, save_results
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('root', help='the release folder (holds JPEGImages/, Annotations/)')
+    parser.add_argument('--out-dir', help='output folder (default: <root>/annotations)')
+    parser.add_argument('--skip-empty', action='store_true',
+                        help='skip pairs whose annotation has no object (default: keep them)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    results = convert_flir_aligned(args.root, skip_empty=args.skip_empty)
+    print('\n'.join(save_results(results, args.out_dir or osp.join(args.root, 'annotations'))))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,30 @@
+"""Convert LLVIP (official layout) to paired COCO json, one file per split.
+
+    python tools/dataset_converters/llvip.py data/LLVIP [--out-dir data/LLVIP/annotations]
+
+Writes ``llvip_train.json`` / ``llvip_test.json`` (paths relative to the LLVIP folder) and a
+``*_report.json`` per split listing what was skipped and why. See docs/datasets.md.
+"""
+import argparse
+import os.path as osp
+
+from fusion_mamba.datasets.converters import convert_llvip, save_results
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('root', help='LLVIP folder (holds visible/, infrared/, Annotations/)')
+    parser.add_argument('--out-dir', help='output folder (default: <root>/annotations)')
+    parser.add_argument('--skip-empty', action='store_true',
+                        help='skip pairs whose annotation has no object (default: keep them)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    results = convert_llvip(args.root, skip_empty=args.skip_empty)
+    print('\n'.join(save_results(results, args.out_dir or osp.join(args.root, 'annotations'))))
+
+
+if __name__ == '__main__':
+    main()

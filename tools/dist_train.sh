@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Distributed training: bash tools/dist_train.sh CONFIG GPUS [train.py options]
+# Works with 1 GPU, several GPUs, and on CPU-only machines (gloo backend, one process per
+# "GPU"). NNODES / NODE_RANK / MASTER_ADDR / PORT select multi-node runs.
+set -euo pipefail
+CONFIG=$1
+GPUS=$2
+shift 2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$ROOT/projects:${PYTHONPATH:-}" \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" --master_port="$PORT" \
+    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"
