@@ -67,7 +67,7 @@ def test_mmengine_checkpoint_loads_with_weights_only_default(tmp_path):
     model = torch.nn.Linear(2, 3)
     ckpt = {'state_dict': model.state_dict(), 'message_hub': hub.state_dict(),
             'meta': {'epoch': 1, 'dataset_meta': {'classes': ('person',)},
-                     'hist': HistoryBuffer([1.0, 2.0])}}
+                     'hist': HistoryBuffer([1.0, 2.0], [1, 1])}}
     path = tmp_path / 'epoch_1.pth'
     save_checkpoint(ckpt, str(path))
     loaded = torch.load(path)  # default weights_only
@@ -99,6 +99,8 @@ def test_mmcv_wheel_cached_per_torch_version():
     import mmcv.ops  # noqa: F401  compiled ops are present
     cache = Path(os.environ.get('FM_CACHE_DIR') or Path(
         os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / 'fusion_mamba')
-    wheels = list((cache / 'wheels' / f'torch-{torch.__version__}').glob(
+    flavour = 'cuda' if torch.cuda.is_available() or os.environ.get('FORCE_CUDA') == '1' \
+        else 'cpu'
+    wheels = list((cache / 'wheels' / f'torch-{torch.__version__}-{flavour}ops').glob(
         f'mmcv-{mmcv.__version__}-*.whl'))
     assert wheels, f'no mmcv wheel cached for torch {torch.__version__} under {cache}'

@@ -6,9 +6,11 @@
 #   FM_VENV=/path/to/venv bash tools/setup_env.sh
 #
 # Idempotent: a second run checks what is installed and returns in seconds.
-# mmcv has no wheel for current torch, so the first run builds it from source (about 25 min
-# on 2 cores) and caches the wheel in ${FM_CACHE_DIR:-~/.cache/fusion_mamba}/wheels/torch-<ver>/,
-# keyed by the torch version it was built against; later installs reuse that wheel.
+# mmcv has no wheel for current torch, so the first run builds it from source (about 11 min
+# on 2 cores) and caches the wheel in
+# ${FM_CACHE_DIR:-~/.cache/fusion_mamba}/wheels/torch-<torch version>-<cpu|cuda>ops/, keyed
+# by the torch version it was built against and by whether its ops include CUDA kernels
+# (built when torch sees a GPU, or with FORCE_CUDA=1); later installs reuse that wheel.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,12 +44,12 @@ fi
 
 log "installing build tools and torch (requirements/torch.txt)"
 "${PIP[@]}" install -q -r "$ROOT/requirements/torch.txt"
-# After torch, which pulls a new setuptools: mmcv 2.1.0's setup.py imports pkg_resources,
-# which setuptools >= 70 no longer ships.
-"${PIP[@]}" install -q "setuptools<70" wheel ninja
 
 TORCH_VERSION="$("$PY" -c 'import torch; print(torch.__version__)')"
-WHEEL_DIR="$CACHE_DIR/wheels/torch-$TORCH_VERSION"
+# mmcv compiles its CUDA ops only where torch sees a GPU (or FORCE_CUDA=1): a CPU-ops wheel
+# must never be reused on a GPU machine with the same torch, so the flavour is in the key.
+OPS_FLAVOUR="$("$PY" -c 'import os, torch; print("cuda" if torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1" else "cpu")')"
+WHEEL_DIR="$CACHE_DIR/wheels/torch-$TORCH_VERSION-${OPS_FLAVOUR}ops"
 
 mmcv_ok() {
     "$PY" - <<EOF 2>/dev/null
@@ -59,8 +61,11 @@ EOF
 build_mmcv_wheel() {
     local work
     work="$(mktemp -d)"
-    log "building mmcv $MMCV_VERSION with compiled ops against torch $TORCH_VERSION"
-    log "  (one-off: about 25 min on 2 cores; the wheel is cached in $WHEEL_DIR)"
+    log "building mmcv $MMCV_VERSION with compiled $OPS_FLAVOUR ops against torch $TORCH_VERSION"
+    log "  (one-off: about 11 min on 2 cores for CPU ops; the wheel is cached in $WHEEL_DIR)"
+    # mmcv 2.1.0's setup.py imports pkg_resources, which setuptools >= 70 no longer ships
+    # (torch itself wants >= 77, restored below; pip warns about the conflict meanwhile).
+    "${PIP[@]}" install -q "setuptools<70" wheel ninja
     # Downloading the sdist runs its setup.py, which needs torch and pkg_resources: no isolation.
     "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
         -d "$work" "mmcv==$MMCV_VERSION"
@@ -81,8 +86,9 @@ build_mmcv_wheel() {
     while kill -0 "$pid" 2>/dev/null; do
         sleep 60
         local done_files
-        done_files="$(grep -cE '^\[[0-9]+/[0-9]+\]' "$build_log" || true)"
-        log "  mmcv build running for $(( (SECONDS - start) / 60 )) min, $done_files compile steps done"
+        # ninja prints "[k/n] c++ ..." per compiled file (indented by pip -v).
+        done_files="$(grep -oE '^\s*\[[0-9]+/[0-9]+\]' "$build_log" | tail -n 1 | tr -d ' []' || true)"
+        log "  mmcv build running for $(( (SECONDS - start) / 60 )) min, compiled ${done_files:-0/?} files"
     done
     if ! wait "$pid"; then
         tail -n 40 "$build_log"

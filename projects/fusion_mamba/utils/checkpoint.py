@@ -26,7 +26,10 @@ def allow_mmengine_checkpoints() -> None:
     if add_safe_globals is None:  # torch < 2.4 has no weights_only default to satisfy
         return
     from mmengine.logging import HistoryBuffer
-    safe = [HistoryBuffer] + _numpy_globals()
+    # ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'min')``.
+    # Allowing ``getattr`` does not allow calling what it returns: the weights-only
+    # unpickler still only calls allow-listed globals.
+    safe = [HistoryBuffer, getattr] + _numpy_globals()
     # numpy 2 pickles name its module ``numpy._core``; numpy 1.x pickles ``numpy.core``.
     safe += [(fn, f'numpy.core.multiarray.{fn.__name__}')
              for fn in _numpy_globals()[:2]]

@@ -179,7 +179,9 @@ class YOLOv8Head(BaseDenseHead):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         if train_cfg is not None:
-            self.assigner = TASK_UTILS.build(train_cfg['assigner'])
+            # The assigner's class count follows the head unless the config sets it.
+            self.assigner = TASK_UTILS.build(train_cfg['assigner'],
+                                             default_args=dict(num_classes=num_classes))
         self.register_buffer('proj', torch.arange(reg_max, dtype=torch.float),
                              persistent=False)
 

@@ -4,7 +4,9 @@
 - ``torch``: chunked pure-PyTorch scan; any device.
 - ``triton``: Triton kernels; CUDA tensors (or any device under ``TRITON_INTERPRET=1``).
 - ``mamba_ssm``: mamba-ssm's CUDA ``selective_scan_fn``; CUDA tensors, when it imports.
-- ``auto``: ``triton`` on CUDA when Triton imports, ``torch`` otherwise.
+- ``cpp``: compiled C++ kernel for CPU tensors, built on first use (see ``cpp_backend``).
+- ``auto``: ``triton`` on CUDA when Triton imports; on CPU ``cpp`` when it builds, else
+  ``torch``. ``FUSION_MAMBA_DISABLE_CPP=1`` in the environment makes ``auto`` skip ``cpp``.
 """
 import functools
 import importlib
@@ -13,17 +15,25 @@ import os
 
 import torch
 
-BACKENDS = ('reference', 'torch', 'triton', 'mamba_ssm')
+BACKENDS = ('reference', 'torch', 'triton', 'mamba_ssm', 'cpp')
 _MODULES = dict(reference='reference', torch='torch_chunked', triton='triton_kernels',
-                mamba_ssm='mamba_ssm_backend')
+                mamba_ssm='mamba_ssm_backend', cpp='cpp_backend')
 
 
 def _interpreting():
     return os.environ.get('TRITON_INTERPRET') == '1'
 
 
-@functools.lru_cache(maxsize=None)
 def _unavailable_reason(name):
+    """None when ``name`` can be used here, else a short reason (``cpp`` builds on first call
+    and remembers the outcome itself)."""
+    if name == 'cpp':
+        return get_backend('cpp').unavailable_reason()
+    return _import_failure(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _import_failure(name):
     """None when ``name`` can be imported here, else a short reason."""
     if name in ('reference', 'torch'):
         return None
@@ -42,23 +52,31 @@ def available_backends():
     cuda = torch.cuda.is_available()
     return [name for name in BACKENDS
             if _unavailable_reason(name) is None
-            and (name in ('reference', 'torch') or cuda or (name == 'triton' and _interpreting()))]
+            and (name in ('reference', 'torch', 'cpp') or cuda
+                 or (name == 'triton' and _interpreting()))]
 
 
 def resolve_backend(name, device):
     """Map a backend name (or ``'auto'``) and a tensor device to a concrete backend name.
 
-    Raises ``ValueError`` for an unknown name or a CUDA-only backend on another device and
-    ``RuntimeError`` for a backend that cannot be imported here.
+    Raises ``ValueError`` for an unknown name, a CUDA-only backend on another device or
+    ``cpp`` on a non-CPU device, and ``RuntimeError`` for a backend that cannot be imported
+    (or, for ``cpp``, built) here.
     """
     device = torch.device(device)
     if name == 'auto':
         if device.type == 'cuda' and _unavailable_reason('triton') is None:
             return 'triton'
+        if (device.type == 'cpu' and not get_backend('cpp').disabled_for_auto()
+                and _unavailable_reason('cpp') is None):
+            return 'cpp'
         return 'torch'
     if name not in BACKENDS:
         raise ValueError(f'unknown selective-scan backend {name!r}; choose one of '
                          f'{("auto", ) + BACKENDS}')
+    if name == 'cpp' and device.type != 'cpu':
+        raise ValueError(f"selective-scan backend 'cpp' needs CPU tensors, got device {device}; "
+                         'use backend="auto"')
     reason = _unavailable_reason(name)
     if reason is not None:
         raise RuntimeError(f'selective-scan backend {name!r} is not available: {reason}')

@@ -1,0 +1,3 @@
+from .paired_visualization_hook import PairedDetVisualizationHook
+
+__all__ = ['PairedDetVisualizationHook']

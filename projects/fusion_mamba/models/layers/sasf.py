@@ -1,0 +1,137 @@
+"""SASF: Spatial-Mamba's structure-aware state fusion (arXiv 2410.15091) as an SS2D replacement."""
+from typing import Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+
+from fusion_mamba.ops import selective_scan_states
+from .ss2d import SS2D, resolve_dt_rank
+
+
+@MODELS.register_module()
+class SASF(nn.Module):
+    """One raster-order selective scan whose hidden states are fused over the 2D neighbourhood.
+
+    With per-token ``(dt, B, C)`` projected from the input u (B, D, H, W):
+
+    1. ``h = scan(u)``: all hidden states of one row-major scan, (B, D, N, H, W);
+    2. ``h' = sum_k DWConv3x3_{dil_k}(h)`` (structure-aware state fusion; replicate padding,
+       learnable kernels, one per channel d shared by its N states; the paper's scalar
+       weights a_k are absorbed into the learnable kernels);
+    3. ``y = C . h' + D * u`` (observation equation).
+
+    The call convention is SS2D's, so ``ssm_cfg=dict(type='SASF', ...)`` swaps it in wherever
+    SS2D is used (VSS blocks, DSSF); the surrounding branch does the norm, gate and projection.
+
+    In training the three dilated convolutions run separately; in eval mode they are merged
+    into one (2 * max(dilations) + 1)-sized depthwise kernel, which is exact because replicate
+    padding clamps indices whatever the padding width. The merged kernel is rebuilt at every
+    eval forward (a few thousand multiply-adds): a cache keyed on the parameters' version
+    counters would go stale after in-place updates through ``.data`` (mmengine's EMA does
+    that), which bump no version and keep the storage.
+
+    Args:
+        d_inner (int): Channels D of the scanned map.
+        d_state (int): State size N per channel (Spatial-Mamba: 1).
+        dt_rank (int | str): Rank of the dt projection; ``'auto'`` is ceil(d_model / 16).
+        d_model (int): Width of the block's input, used by ``dt_rank='auto'``.
+        dt_min, dt_max, dt_init_floor (float): Range of the initial step sizes (Mamba's).
+        dilations (Sequence[int]): Dilations of the 3x3 state-fusion kernels.
+        backend (str): Scan backend, see :func:`fusion_mamba.ops.selective_scan_states`.
+    """
+
+    def __init__(self,
+                 d_inner: int,
+                 d_state: int = 1,
+                 dt_rank: Union[int, str] = 'auto',
+                 d_model: int = None,
+                 dt_min: float = 0.001,
+                 dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4,
+                 dilations: Sequence[int] = (1, 3, 5),
+                 backend: str = 'auto'):
+        super().__init__()
+        if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
+            raise ValueError(f'SASF: dilations must be positive ints, got {dilations!r}')
+        self.d_inner = d_inner
+        self.d_state = d_state
+        self.dt_rank = resolve_dt_rank(dt_rank, d_model or d_inner)
+        self.dilations = tuple(dilations)
+        self.backend = backend
+        d, n, r = d_inner, d_state, self.dt_rank
+        # A leading direction axis of size 1 keeps SS2D's parameter layout (and initialiser).
+        self.x_proj_weight = nn.Parameter(torch.empty(1, r + 2 * n, d))
+        self.dt_proj_weight = nn.Parameter(torch.empty(1, d, r))
+        self.dt_proj_bias = nn.Parameter(torch.empty(1, d))
+        self.A_log = nn.Parameter(torch.empty(d, n))
+        self.D = nn.Parameter(torch.empty(d))
+        self.fusion_kernels = nn.Parameter(torch.empty(len(self.dilations), d, 1, 3, 3))
+        self._dt_range = (dt_min, dt_max, dt_init_floor)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Mamba's initialisation of the scan (as SS2D's, shape-agnostic); the fusion kernels
+        start as the identity (centre tap 1 of the first kernel), i.e. as a plain scan."""
+        SS2D.reset_parameters(self)
+        with torch.no_grad():
+            self.fusion_kernels.zero_()
+            self.fusion_kernels[0, :, 0, 1, 1] = 1.0
+
+    @property
+    def merged_kernel_size(self) -> int:
+        return 2 * max(self.dilations) + 1
+
+    def merged_kernel(self) -> torch.Tensor:
+        """The dilated kernels summed into one (D, 1, K, K) kernel, K = 2 * max(dilation) + 1."""
+        size = self.merged_kernel_size
+        merged = 0
+        for weight, dilation in zip(self.fusion_kernels, self.dilations):
+            span = 2 * dilation + 1
+            dilated = weight.new_zeros(self.d_inner, 1, span, span)
+            dilated[..., ::dilation, ::dilation] = weight
+            merged = merged + F.pad(dilated, [(size - span) // 2] * 4)
+        return merged
+
+    def fuse_states(self, h: torch.Tensor, merged: bool) -> torch.Tensor:
+        """Structure-aware state fusion of h (B, D, N, H, W) -> (B, D, N, H, W).
+
+        ``merged`` runs the single merged kernel, otherwise one convolution per dilation.
+        """
+        batch, dim, n, height, width = h.shape
+        h = h.reshape(batch, dim * n, height, width)  # channel d * N + s
+
+        def conv(x, weight, dilation):
+            pad = dilation * (weight.shape[-1] // 2)
+            x = F.pad(x, [pad] * 4, mode='replicate')
+            weight = weight.repeat_interleave(n, dim=0).to(x.dtype)
+            return F.conv2d(x, weight, dilation=dilation, groups=dim * n)
+
+        if merged:
+            out = conv(h, self.merged_kernel(), 1)
+        else:
+            out = sum(conv(h, w, d) for w, d in zip(self.fusion_kernels, self.dilations))
+        return out.view(batch, dim, n, height, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scan a (B, D, H, W) map in raster order, fuse the states; returns (B, D, H, W)."""
+        if x.dim() != 4 or x.shape[1] != self.d_inner:
+            raise ValueError(f'SASF expects (B, {self.d_inner}, H, W), got {tuple(x.shape)}')
+        batch, dim, height, width = x.shape
+        n, r = self.d_state, self.dt_rank
+        proj = torch.einsum('bdhw,cd->bchw', x, self.x_proj_weight[0])
+        dt, B, C = torch.split(proj, [r, n, n], dim=1)
+        delta = torch.einsum('brhw,dr->bdhw', dt, self.dt_proj_weight[0])
+        h = selective_scan_states(
+            x.flatten(2), delta.flatten(2), -torch.exp(self.A_log.float()),
+            B.flatten(2), delta_bias=self.dt_proj_bias[0].float(), delta_softplus=True,
+            backend=self.backend)
+        h = h.reshape(batch, dim, n, height, width)
+        h = self.fuse_states(h, merged=not self.training)
+        y = torch.einsum('bdnhw,bnhw->bdhw', h, C.to(h.dtype))
+        return (y + self.D.float()[:, None, None] * x).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (f'd_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, '
+                f'dilations={self.dilations}, backend={self.backend!r}')

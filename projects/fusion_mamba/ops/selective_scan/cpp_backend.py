@@ -1,0 +1,160 @@
+"""Selective scan as a compiled C++ CPU extension (backend name ``'cpp'``).
+
+The kernel (``ops/csrc/selective_scan_cpu.cpp``) runs the recurrence token by token for every
+(batch, channel) in parallel over ATen's thread pool (``torch.set_num_threads`` applies), in
+float32 (float64 for float64 inputs). Its forward keeps the state every 64 tokens; its
+backward recomputes each segment from there, so no (B, D, N, L) tensor is stored. delta's
+bias / softplus and the D skip / z gate run in PyTorch around it, as in the ``torch`` backend.
+
+The extension is built with ``torch.utils.cpp_extension.load`` the first time it is needed
+(about ten seconds; it needs a C++ compiler and ninja) and cached in torch's extension
+directory (``TORCH_EXTENSIONS_DIR``), so later processes load it in about a second. When it
+cannot be built, :func:`is_available` is False and :func:`unavailable_reason` says why;
+``backend='auto'`` then uses the ``torch`` backend and ``backend='cpp'`` raises that reason.
+
+Environment: ``FUSION_MAMBA_DISABLE_CPP=1`` makes ``backend='auto'`` skip this backend
+(explicit ``backend='cpp'`` still uses it).
+"""
+import functools
+import logging
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from .common import as_grouped, compute_dtype, prepare_delta, skip_and_gate
+
+DISABLE_ENV = 'FUSION_MAMBA_DISABLE_CPP'
+EXTENSION = 'fusion_mamba_selective_scan_cpu'
+SOURCE = Path(__file__).resolve().parents[1] / 'csrc' / 'selective_scan_cpu.cpp'
+# instruction sets torch's own kernels use on this CPU -> the matching compiler flags
+_ISA_FLAGS = dict(AVX2=['-mavx2', '-mfma'], AVX512=['-mavx512f', '-mavx512dq', '-mavx512vl',
+                                                     '-mavx2', '-mfma'])
+
+
+def disabled_for_auto():
+    """True when ``FUSION_MAMBA_DISABLE_CPP=1`` asks ``backend='auto'`` to skip this backend."""
+    return os.environ.get(DISABLE_ENV) == '1'
+
+
+def _cpp_extension():
+    """``torch.utils.cpp_extension``, imported without its CUDA_HOME warning on CPU machines."""
+    log = logging.getLogger('torch.utils.cpp_extension')
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        log.setLevel(level)
+    return cpp_extension
+
+
+def _compiler_flags():
+    flags = ['-O3', '-fopenmp-simd']
+    if torch._C.has_openmp:  # at::parallel_for is inlined as an OpenMP parallel region
+        flags.append('-fopenmp')
+    return flags + _ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])
+
+
+def _toolchain_problem(cpp_extension):
+    """A short reason when there is no source, compiler or ninja, else None."""
+    if not SOURCE.is_file():
+        return f'the C++ source {SOURCE} is missing'
+    compiler = os.environ.get('CXX', 'c++')
+    if shutil.which(compiler) is None:
+        return f'no C++ compiler ({compiler!r} is not on PATH; set CXX)'
+    if not cpp_extension.is_ninja_available():
+        return 'ninja is not installed (pip install ninja)'
+    return None
+
+
+def _needs_build(cpp_extension):
+    """Whether no cached build newer than the source exists (a guess: True when unsure)."""
+    try:
+        build_dir = Path(cpp_extension._get_build_directory(EXTENSION, False))
+        newest = max(p.stat().st_mtime for p in build_dir.glob(f'{EXTENSION}*.so'))
+    except Exception:  # no build yet, or torch moved its private helper
+        return True
+    return newest < SOURCE.stat().st_mtime
+
+
+def _build(cpp_extension):
+    """Build (or load the cached build of) the extension; its ops land in torch.ops."""
+    if _needs_build(cpp_extension):
+        warnings.warn(f'fusion_mamba: compiling the C++ selective scan ({SOURCE.name}) on first '
+                      'use; this takes a few tens of seconds and is cached afterwards')
+    start = time.perf_counter()
+    cflags = _compiler_flags()
+    cpp_extension.load(name=EXTENSION, sources=[str(SOURCE)], extra_cflags=cflags,
+                       extra_ldflags=['-fopenmp'] if '-fopenmp' in cflags else [],
+                       is_python_module=False, verbose=False)
+    logging.getLogger(__name__).debug('loaded %s in %.1f s', EXTENSION,
+                                      time.perf_counter() - start)
+
+
+@functools.lru_cache(maxsize=None)
+def _load():
+    """``(ops, None)`` once the extension is loaded, else ``(None, reason)``; never raises."""
+    try:
+        cpp_extension = _cpp_extension()
+        reason = _toolchain_problem(cpp_extension)
+        if reason is None:
+            _build(cpp_extension)
+            return torch.ops.fusion_mamba_scan, None
+    except Exception as exc:  # compiler errors, a failed dlopen, a broken toolchain...
+        first_line = (str(exc).strip().splitlines() or [''])[0]
+        reason = f'building {SOURCE.name} failed ({type(exc).__name__}: {first_line})'
+    return None, reason
+
+
+def unavailable_reason():
+    """None when the extension is built and loaded, else why it is not (builds on first call)."""
+    return _load()[1]
+
+
+def is_available():
+    """Whether the compiled CPU scan can run here (builds it on first call; never raises)."""
+    return unavailable_reason() is None
+
+
+def _ops():
+    ops, reason = _load()
+    if ops is None:
+        raise RuntimeError(f"selective-scan backend 'cpp' is not available: {reason}")
+    return ops
+
+
+class _CompiledScan(torch.autograd.Function):
+    """The core scan on compute-dtype CPU tensors: u, delta (B, D, L); A (D, N); B, C
+    (B, G, N, L). Returns ``(y (B, D, L), last_state (B, D, N))``; the state is not
+    differentiable."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C):
+        y, last, checkpoints = _ops().forward(u, delta, A, B, C)
+        ctx.save_for_backward(u, delta, A, B, C, checkpoints)
+        ctx.mark_non_differentiable(last)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, grad_y, _grad_last):
+        return _ops().backward(*ctx.saved_tensors, grad_y)
+
+
+def _cast(dtype, *tensors):
+    return [None if t is None else t.to(dtype) for t in tensors]
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False):
+    """Compiled CPU selective scan; returns ``(y (B, D, L), last_state (B, D, N))`` in the
+    compute dtype. Arguments as :func:`fusion_mamba.ops.selective_scan`."""
+    dtype = compute_dtype(u.dtype)
+    u, delta, A, B, C, D, z, delta_bias = _cast(dtype, u, delta, A, as_grouped(B), as_grouped(C),
+                                                D, z, delta_bias)
+    delta = prepare_delta(delta, delta_bias, delta_softplus)
+    y, last = _CompiledScan.apply(u, delta, A, B, C)
+    return skip_and_gate(y, u, D, z), last

@@ -1,0 +1,248 @@
+"""Latency, throughput and peak memory of a paired (visible + infrared) detector.
+
+    python tools/analysis_tools/benchmark_detector.py CONFIG [CHECKPOINT] [--num-iters 200]
+        [--warmup 20] [--batch-size 1] [--device cuda|cpu] [--shape H W] [--synthetic]
+        [--out results.json] [--cfg-options key=value ...]
+
+Two parts are timed, each after ``--warmup`` untimed iterations:
+
+- ``detector``: :meth:`test_step` in predict mode, i.e. the data preprocessor (host to
+  device copy, normalisation, padding), both backbone streams with the fusion blocks, the
+  neck, the head and its NMS;
+- ``backbone+fusion``: ``model.backbone(visible, infrared)`` alone, on inputs preprocessed
+  beforehand.
+
+Inputs are real samples of the config's test dataloader (after its pipeline) when the
+dataset's files exist, else (or with ``--synthetic``) random uint8 image pairs of
+``--shape H W``. At most ``POOL_BATCHES`` batches are loaded before timing and cycled. CUDA
+is synchronised before and after each timed iteration; latency is given per image pair
+(iteration time / batch size), throughput in pairs per second, peak memory as
+``torch.cuda.max_memory_allocated`` over the timed iterations (weights included). The
+selective-scan backend the SS2D modules resolve to on the device is printed (it decides most
+of the fusion blocks' speed). Without a checkpoint the weights are random, which changes how
+many boxes reach the NMS.
+"""
+import argparse
+import itertools
+import json
+import os
+import os.path as osp
+import time
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+POOL_BATCHES = 16  # distinct batches loaded before timing, cycled through
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (default: random '
+                        'weights)')
+    parser.add_argument('--num-iters', type=int, default=200, help='timed iterations per '
+                        'part (default 200)')
+    parser.add_argument('--warmup', type=int, default=20, help='untimed iterations before '
+                        'timing (default 20)')
+    parser.add_argument('--batch-size', type=int, default=1, help='image pairs per '
+                        'iteration (default 1)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='cuda, cuda:N or cpu (default cuda when available)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=(640, 640),
+                        help='image size of the synthetic inputs (default 640 640)')
+    parser.add_argument('--synthetic', action='store_true',
+                        help='use synthetic inputs even when the test data exists')
+    parser.add_argument('--log-interval', type=int, default=50,
+                        help='print progress every N timed iterations (default 50)')
+    parser.add_argument('--out', help='also write the results to this JSON file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    args = parser.parse_args(argv)
+    for name in ('num_iters', 'batch_size', 'log_interval'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    if args.warmup < 0:
+        parser.error(f'--warmup must be >= 0, got {args.warmup}')
+    if min(args.shape) < 1:
+        parser.error(f'--shape must be two positive sizes H W, got {args.shape}')
+    return args
+
+
+def check_device(name: str) -> torch.device:
+    """``torch.device`` of ``--device``; raises when CUDA is asked for but not visible."""
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f'--device {name}: CUDA is not available on this machine; use '
+                           '--device cpu')
+    return device
+
+
+def scan_backends(model: torch.nn.Module, device: torch.device) -> str:
+    """The selective-scan backends the model's SS2D modules resolve to on ``device``."""
+    from fusion_mamba.models.layers.ss2d import SS2D
+    from fusion_mamba.ops import resolve_backend
+    requested = sorted({m.backend for m in model.modules() if isinstance(m, SS2D)})
+    if not requested:
+        return 'none (the model has no SS2D module)'
+    return ', '.join(f'{resolve_backend(name, device)} (requested {name!r})'
+                     for name in requested)
+
+
+def ir_channels(cfg: Config) -> int:
+    """Infrared channels the data preprocessor expects (one ``ir_mean`` value each)."""
+    return len(cfg.model.data_preprocessor.get('ir_mean', (0., 0., 0.)))
+
+
+def synthetic_batches(shape, batch_size: int, ir_chans: int) -> List[dict]:
+    """One batch of random uint8 pairs of ``shape`` (H, W), packed as the dataloader does."""
+    from mmdet.structures import DetDataSample
+    height, width = shape
+    gen = torch.Generator().manual_seed(0)
+    inputs = dict(visible=[], infrared=[])
+    samples = []
+    for index in range(batch_size):
+        for key, chans in (('visible', 3), ('infrared', ir_chans)):
+            inputs[key].append(
+                torch.randint(0, 256, (chans, height, width), generator=gen, dtype=torch.uint8))
+        samples.append(DetDataSample(metainfo=dict(
+            img_id=index, img_shape=(height, width), ori_shape=(height, width),
+            scale_factor=(1., 1.))))
+    return [dict(inputs=inputs, data_samples=samples)]
+
+
+def real_batches(dataset, batch_size: int) -> List[dict]:
+    """Up to ``POOL_BATCHES`` batches of the dataset's first samples (pseudo-collated)."""
+    count = min(len(dataset) // batch_size, POOL_BATCHES)
+    if count == 0:
+        raise ValueError(f'the test dataset has {len(dataset)} samples, fewer than '
+                         f'--batch-size {batch_size}')
+    return [pseudo_collate([dataset[i * batch_size + k] for k in range(batch_size)])
+            for i in range(count)]
+
+
+def build_inputs(cfg: Config, args) -> tuple:
+    """``(batches, description)``: real test samples when the data exists, else synthetic."""
+    from mmdet.registry import DATASETS
+    reason = 'requested with --synthetic'
+    if not args.synthetic:
+        try:
+            dataset = DATASETS.build(cfg.test_dataloader.dataset)
+        except FileNotFoundError as err:
+            reason = f'test data not found: {err}'
+        else:
+            batches = real_batches(dataset, args.batch_size)
+            shapes = sorted({tuple(v.shape[-2:]) for b in batches for v in b['inputs']['visible']})
+            sizes = ', '.join(f'{h}x{w}' for h, w in shapes)
+            return batches, (f'real: {len(batches) * args.batch_size} pairs of the test set '
+                             f'{type(dataset).__name__} (HxW after the pipeline: {sizes})')
+    height, width = args.shape
+    return (synthetic_batches(args.shape, args.batch_size, ir_channels(cfg)),
+            f'synthetic: random uint8 pairs of {height}x{width} ({reason})')
+
+
+def time_part(name: str, step: Callable[[object], object], batches: list, args,
+              device: torch.device) -> Dict[str, float]:
+    """Warm up, then time ``step(batch)`` for ``--num-iters`` iterations cycling ``batches``.
+
+    Returns latency per pair (mean / p50 / p90 in ms), throughput (pairs/s) and peak CUDA
+    memory (MiB, None on CPU).
+    """
+    cuda = device.type == 'cuda'
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    cycle = itertools.cycle(batches)
+    with torch.no_grad():
+        for _ in range(args.warmup):
+            step(next(cycle))
+        sync()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        times = []
+        for it in range(1, args.num_iters + 1):
+            batch = next(cycle)
+            sync()
+            start = time.perf_counter()
+            step(batch)
+            sync()
+            times.append(time.perf_counter() - start)
+            if it % args.log_interval == 0 and it < args.num_iters:
+                print(f'  {name}: {it}/{args.num_iters} iterations, '
+                      f'{1e3 * np.mean(times) / args.batch_size:.2f} ms/pair so far',
+                      flush=True)
+    per_pair = 1e3 * np.asarray(times) / args.batch_size
+    return dict(latency_mean_ms=float(per_pair.mean()),
+                latency_p50_ms=float(np.percentile(per_pair, 50)),
+                latency_p90_ms=float(np.percentile(per_pair, 90)),
+                throughput_pairs_per_s=float(args.batch_size * len(times) / sum(times)),
+                peak_memory_mib=(torch.cuda.max_memory_allocated(device) / 2**20
+                                 if cuda else None))
+
+
+def markdown_table(results: Dict[str, dict], batch_size: int) -> str:
+    """One row per timed part."""
+    lines = ['| part | batch | latency mean (ms/pair) | p50 (ms) | p90 (ms) | '
+             'throughput (pairs/s) | peak GPU mem (MiB) |',
+             '|---|---:|---:|---:|---:|---:|---:|']
+    for part, r in results.items():
+        mem = 'n/a' if r['peak_memory_mib'] is None else f'{r["peak_memory_mib"]:.1f}'
+        lines.append(f'| {part} | {batch_size} | {r["latency_mean_ms"]:.2f} | '
+                     f'{r["latency_p50_ms"]:.2f} | {r["latency_p90_ms"]:.2f} | '
+                     f'{r["throughput_pairs_per_s"]:.2f} | {mem} |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = check_device(args.device)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    from mmdet.registry import MODELS
+
+    model = MODELS.build(cfg.model)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.to(device).eval()
+    backend = scan_backends(model, device)
+    batches, inputs = build_inputs(cfg, args)
+    where = torch.cuda.get_device_name(device) if device.type == 'cuda' else (
+        f'CPU, {torch.get_num_threads()} threads')
+    print(f'config: {args.config}\ncheckpoint: {args.checkpoint or "none (random weights)"}\n'
+          f'device: {device} ({where}); torch {torch.__version__}\n'
+          f'scan backend: {backend}\ninputs: {inputs}\n'
+          f'warm-up {args.warmup}, timed {args.num_iters} iterations per part, '
+          f'batch size {args.batch_size}', flush=True)
+
+    results = {}
+    print('timing detector (predict) ...', flush=True)
+    results['detector (predict, incl. preprocess + NMS)'] = time_part(
+        'detector', model.test_step, batches, args, device)
+    with torch.no_grad():
+        preprocessed = [model.data_preprocessor(b, False)['inputs'] for b in batches]
+    print('timing backbone + fusion ...', flush=True)
+    results['backbone + fusion'] = time_part(
+        'backbone + fusion', lambda x: model.backbone(x['visible'], x['infrared']),
+        preprocessed, args, device)
+
+    print(markdown_table(results, args.batch_size))
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint, device=str(device),
+                           device_name=where, torch=torch.__version__, scan_backend=backend,
+                           inputs=inputs, batch_size=args.batch_size, warmup=args.warmup,
+                           num_iters=args.num_iters, results=results), f, indent=2)
+        print(f'results written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
