@@ -33,6 +33,7 @@ setup(
     python_requires='>=3.9',
     package_dir={'': 'projects'},
     packages=find_packages('projects'),
+    package_data={'fusion_mamba': ['ops/csrc/*.cpp']},
     install_requires=read_requirements('torch.txt') + read_requirements('runtime.txt')
     + ['mmcv>=2.0.0,<2.2.0'],
     extras_require={

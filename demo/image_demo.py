@@ -4,9 +4,10 @@
         [--score-thr 0.3] [--device cpu] [--cfg-options key=value ...]
 
 The pair goes through the config's test pipeline (without its annotation loading) and the
-detector's predict mode; the detections scoring above ``--score-thr`` are drawn with mmdet's
-``DetLocalVisualizer`` on the visible image (left) and the infrared image (right) at their
-original size, and the side-by-side image is written to
+detector's predict mode; the detections scoring above ``--score-thr`` are drawn on the
+visible image (left) and the infrared image (right) at their original size, as
+``tools/test.py --show-dir`` draws them (``PairedDetVisualizationHook.draw_pair`` with the
+config's visualizer), and the side-by-side image is written to
 ``DIR/<visible file name>_pair.jpg``. Class names and colours come from the checkpoint's
 ``dataset_meta``, else from the config's test dataset class.
 """
@@ -16,15 +17,13 @@ import os.path as osp
 
 import cv2
 import mmcv
-import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-GAP = 4  # white pixels between the two images
-
+from fusion_mamba.engine.hooks import PairedDetVisualizationHook
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -84,18 +83,6 @@ def inference_pipeline(cfg: Config) -> Compose:
     return Compose(steps)
 
 
-def draw_pair(visualizer, visible: str, infrared: str, result, score_thr: float) -> np.ndarray:
-    """visible | infrared canvas (RGB) with the detections drawn on both halves."""
-    halves = []
-    for name, path in (('visible', visible), ('infrared', infrared)):
-        image = mmcv.imread(path, flag='color', channel_order='rgb')
-        visualizer.add_datasample(name, image, result, draw_gt=False, show=False,
-                                  pred_score_thr=score_thr)
-        halves.append(visualizer.get_image())
-    gap = np.full((halves[0].shape[0], GAP, 3), 255, np.uint8)
-    return np.concatenate([halves[0], gap, halves[1]], axis=1)
-
-
 def main(argv=None):
     args = parse_args(argv)
     check_pair(args.visible, args.infrared)
@@ -114,10 +101,11 @@ def main(argv=None):
     with torch.no_grad():
         result = model.test_step(pseudo_collate([data]))[0]
 
+    # The hook draws with the current visualizer instance: the one built here.
     visualizer = VISUALIZERS.build(dict(cfg.visualizer, name='image_demo', vis_backends=None,
                                         save_dir=None))
     visualizer.dataset_meta = model.dataset_meta
-    canvas = draw_pair(visualizer, args.visible, args.infrared, result, args.score_thr)
+    canvas = PairedDetVisualizationHook(score_thr=args.score_thr).draw_pair(result)
     os.makedirs(args.out_dir, exist_ok=True)
     out_file = osp.join(args.out_dir, f'{osp.splitext(osp.basename(args.visible))[0]}_pair.jpg')
     mmcv.imwrite(canvas[..., ::-1], out_file)

@@ -123,10 +123,11 @@ def test_linear_scan_matches_loop(length, reverse):
     torch.testing.assert_close(linear_scan(a.clone(), b.clone(), h0, reverse), expected)
 
 
-def test_backends_listing():
+def test_backends_listing(monkeypatch):
+    monkeypatch.delenv('FUSION_MAMBA_DISABLE_CPP', raising=False)
     names = available_backends()
     assert {'reference', 'torch'} <= set(names)
-    assert resolve_backend('auto', 'cpu') == 'torch'
+    assert resolve_backend('auto', 'cpu') == ('cpp' if 'cpp' in names else 'torch')
 
 
 @pytest.mark.parametrize('backend', ['triton', 'mamba_ssm'])

@@ -13,14 +13,15 @@ Two parts are timed, each after ``--warmup`` untimed iterations:
   beforehand.
 
 Inputs are real samples of the config's test dataloader (after its pipeline) when the
-dataset's files exist, else (or with ``--synthetic``) random uint8 image pairs of
-``--shape H W``. At most ``POOL_BATCHES`` batches are loaded before timing and cycled. CUDA
-is synchronised before and after each timed iteration; latency is given per image pair
-(iteration time / batch size), throughput in pairs per second, peak memory as
-``torch.cuda.max_memory_allocated`` over the timed iterations (weights included). The
-selective-scan backend the SS2D modules resolve to on the device is printed (it decides most
-of the fusion blocks' speed). Without a checkpoint the weights are random, which changes how
-many boxes reach the NMS.
+dataset's files exist (the demo dataset is generated on first use), else (or with
+``--synthetic``) random uint8 image pairs of ``--shape H W``. At most ``POOL_BATCHES``
+batches are loaded before timing and cycled. CUDA is synchronised before and after each
+timed iteration; latency is given per image pair (iteration time / batch size), throughput
+in pairs per second, peak memory as ``torch.cuda.max_memory_allocated`` over the timed
+iterations (weights included; for ``backbone+fusion`` also the pooled preprocessed
+batches, which stay on the device). The selective-scan backend the SS2D modules resolve to
+on the device is printed (it decides most of the fusion blocks' speed). Without a
+checkpoint the weights are random, which changes how many boxes reach the NMS.
 """
 import argparse
 import itertools
@@ -95,7 +96,7 @@ def scan_backends(model: torch.nn.Module, device: torch.device) -> str:
 
 def ir_channels(cfg: Config) -> int:
     """Infrared channels the data preprocessor expects (one ``ir_mean`` value each)."""
-    return len(cfg.model.data_preprocessor.get('ir_mean', (0., 0., 0.)))
+    return len(cfg.model.get('data_preprocessor', {}).get('ir_mean', (0., 0., 0.)))
 
 
 def synthetic_batches(shape, batch_size: int, ir_chans: int) -> List[dict]:

@@ -7,10 +7,15 @@ memory, the achieved bandwidth over the bytes the op must read and write, that b
 a share of the device's measured copy bandwidth, and the speed-up over mamba-ssm's kernel
 (wrapped in the same torch cross-scan / merge) when mamba-ssm is installed.
 
-On CPU: the torch backend against the per-token autograd loop (the ``reference`` backend)
-for one 1D scan (B=2, D=256, N=16, L=40x40).
+On CPU: one 1D scan (fp32, with D, z, delta_bias and softplus) at B=8, D=512, L in (1280,
+320) for d_state 8 and 16, for every available CPU backend but ``reference`` (the compiled
+``cpp`` one and the chunked ``torch`` one; name ``reference`` in ``--backends`` to add the
+per-token loop). It prints the forward time (with autograd recording), the backward time and
+their sum (medians of wall-clock time; the backends take turns in every repetition) and the
+speed-ups over the ``torch`` backend.
 
     python tools/analysis_tools/benchmark_scan.py [--dtype bf16] [--backends triton mamba_ssm]
+    python tools/analysis_tools/benchmark_scan.py --device cpu [--threads 2]
 """
 import argparse
 import statistics
@@ -22,6 +27,8 @@ from fusion_mamba.ops import available_backends, selective_scan, ss2d_selective_
 
 DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 LEVELS = (('P3', 512, 80, 80), ('P4', 1024, 40, 40), ('P5', 1024, 20, 20))
+CPU_SHAPES = ((8, 512, 1280), (8, 512, 320))  # (batch, dim, length)
+CPU_ONLY_BACKENDS = ('cpp', )
 
 
 def parse_args():
@@ -29,12 +36,24 @@ def parse_args():
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--dtype', choices=DTYPES, default='bf16',
                         help='input dtype on CUDA (CPU always uses fp32)')
-    parser.add_argument('--batch', type=int, default=4)
-    parser.add_argument('--d-states', type=int, nargs='+', default=[16, 1])
+    parser.add_argument('--batch', type=int, default=4, help='batch size on CUDA')
+    parser.add_argument('--d-states', type=int, nargs='+', default=None,
+                        help='d_state values (default: 16 1 on CUDA, 8 16 on CPU)')
     parser.add_argument('--backends', nargs='+', default=None,
-                        help='backends to time (default: every available one but reference)')
-    parser.add_argument('--reps', type=int, default=20, help='timed repetitions on CUDA')
+                        help='backends to time (default: every available one for the device '
+                        'but reference)')
+    parser.add_argument('--reps', type=int, default=None,
+                        help='timed repetitions (default: 20 on CUDA, 5 on CPU)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads (torch.set_num_threads; default: torch\'s)')
     return parser.parse_args()
+
+
+def default_backends(device_type):
+    """The backends available here that run on ``device_type``, but ``reference``."""
+    cpu = ('torch', ) + CPU_ONLY_BACKENDS
+    return [b for b in available_backends() if b != 'reference'
+            and (b in cpu if device_type == 'cpu' else b not in CPU_ONLY_BACKENDS)]
 
 
 def ss2d_inputs(batch, dim, d_state, height, width, dtype, device):
@@ -85,7 +104,8 @@ def copy_bandwidth(device):
 
 def bench_cuda(args):
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
-    backends = args.backends or [b for b in available_backends() if b != 'reference']
+    backends = args.backends or default_backends('cuda')
+    d_states, reps = args.d_states or [16, 1], args.reps or 20
     peak_bw = copy_bandwidth(device)
     print(f'device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; '
           f'dtype {args.dtype}; batch {args.batch}; measured copy bandwidth {peak_bw:.0f} GB/s')
@@ -94,13 +114,13 @@ def bench_cuda(args):
               f'{"vs mamba fwd":>12} {"vs mamba f+b":>12}')
     print(header)
     print('-' * len(header))
-    for d_state in args.d_states:
+    for d_state in d_states:
         for level, dim, height, width in LEVELS:
             inputs = ss2d_inputs(args.batch, dim, d_state, height, width, dtype, device)
             grad = torch.randn(args.batch, dim, height, width, device=device, dtype=dtype)
             results = {}
             for backend in backends:
-                reps = args.reps if backend != 'torch' else 3
+                n_reps = reps if backend != 'torch' else 3
 
                 def forward():
                     with torch.no_grad():
@@ -109,8 +129,8 @@ def bench_cuda(args):
                 def forward_backward():
                     ss2d_selective_scan(**inputs, backend=backend).backward(grad)
 
-                fwd, _ = cuda_time(forward, reps)
-                fb, peak = cuda_time(forward_backward, reps)
+                fwd, _ = cuda_time(forward, n_reps)
+                fb, peak = cuda_time(forward_backward, n_reps)
                 results[backend] = (fwd, fb, peak)
             for backend, (fwd, fb, peak) in results.items():
                 fwd_bw = ss2d_bytes(inputs, False) / fwd / 1e6
@@ -124,36 +144,64 @@ def bench_cuda(args):
                       f'{100 * fb_bw / peak_bw:7.1f}% {ratio[0]:>12} {ratio[1]:>12}')
 
 
-def bench_cpu(args):
-    batch, dim, d_state, length = 2, 256, 16, 40 * 40
-    torch.manual_seed(0)
-    print(f'CPU, {torch.get_num_threads()} threads; 1D scan B={batch} D={dim} N={d_state} '
-          f'L={length} (40x40), fp32')
+def scan_inputs(batch, dim, d_state, length):
+    """Random fp32 1D-scan inputs (with D, z and delta_bias) as leaves requiring grad."""
     inputs = dict(u=torch.randn(batch, dim, length), delta=torch.randn(batch, dim, length) * 0.5,
                   A=-torch.rand(dim, d_state) - 0.5, B=torch.randn(batch, d_state, length),
-                  C=torch.randn(batch, d_state, length), D=torch.randn(dim))
-    for t in inputs.values():
-        t.requires_grad_()
-    timings = {}
-    for backend, reps in (('torch', 5), ('reference', 1)):
-        def forward():
-            with torch.no_grad():
-                selective_scan(**inputs, delta_softplus=True, backend=backend)
+                  C=torch.randn(batch, d_state, length), D=torch.randn(dim),
+                  z=torch.randn(batch, dim, length), delta_bias=torch.randn(dim) * 0.3)
+    return {k: v.requires_grad_() for k, v in inputs.items()}
 
-        def forward_backward():
-            selective_scan(**inputs, delta_softplus=True, backend=backend).sum().backward()
 
-        row = []
-        for fn in (forward, forward_backward):
-            fn()
-            start = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            row.append((time.perf_counter() - start) / reps * 1e3)
-        timings[backend] = row
-        print(f'{backend:10} fwd {row[0]:10.1f} ms   fwd+bwd {row[1]:10.1f} ms')
-    speedup = [r / t for r, t in zip(timings['reference'], timings['torch'])]
-    print(f'torch vs per-token loop: fwd {speedup[0]:.1f}x, fwd+bwd {speedup[1]:.1f}x')
+def cpu_times(inputs, backends, reps):
+    """{backend: (forward ms, backward ms)}, medians of wall-clock time; the forward records
+    autograd. The backends take turns in every repetition, so that load from other processes
+    falls on all of them alike (the per-token ``reference`` runs once)."""
+    grad = torch.randn_like(inputs['u'])
+
+    def run(backend):
+        for t in inputs.values():
+            t.grad = None
+        start = time.perf_counter()
+        y = selective_scan(**inputs, delta_softplus=True, backend=backend)
+        mid = time.perf_counter()
+        y.backward(grad)
+        return (mid - start) * 1e3, (time.perf_counter() - mid) * 1e3
+
+    times = {b: [] for b in backends}
+    for b in backends:
+        run(b)  # warm-up (and, for 'cpp', the build or load of the extension)
+    for rep in range(reps):
+        for b in backends:
+            if b != 'reference' or rep == 0:
+                times[b].append(run(b))
+    return {b: tuple(statistics.median(x) for x in zip(*runs)) for b, runs in times.items()}
+
+
+def bench_cpu(args):
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backends = args.backends or default_backends('cpu')
+    d_states, reps = args.d_states or [8, 16], args.reps or 5
+    print(f'CPU, {torch.get_num_threads()} threads; torch {torch.__version__}; 1D scan, fp32, '
+          f'with D, z, delta_bias and softplus; median of {reps} runs')
+    header = (f'{"B":>3} {"D":>5} {"N":>3} {"L":>5} {"backend":10} {"fwd ms":>9} {"bwd ms":>9} '
+              f'{"f+b ms":>9}   speed-up over torch: fwd / bwd / f+b')
+    print(header)
+    print('-' * len(header))
+    torch.manual_seed(0)
+    for d_state in d_states:
+        for batch, dim, length in CPU_SHAPES:
+            inputs = scan_inputs(batch, dim, d_state, length)
+            results = cpu_times(inputs, backends, reps)
+            for backend, (fwd, bwd) in results.items():
+                ratio = ''
+                if 'torch' in results:
+                    base = results['torch']
+                    ratio = (f'{base[0] / fwd:.2f}x / {base[1] / bwd:.2f}x / '
+                             f'{sum(base) / (fwd + bwd):.2f}x')
+                print(f'{batch:3d} {dim:5d} {d_state:3d} {length:5d} {backend:10} {fwd:9.1f} '
+                      f'{bwd:9.1f} {fwd + bwd:9.1f}   {ratio}', flush=True)
 
 
 def main():

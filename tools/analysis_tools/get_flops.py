@@ -22,9 +22,11 @@ state size N, per token and channel:
 ``SS2D`` scans 4 directions with the readout and sums them back (3 adds per output):
 ``B*D*L*(4*(5N + 4) + 3)``. ``SASF`` runs one scan for the hidden states only, without the
 readout (its state-fusion convolution and ``C . h`` einsum are counted by mmengine):
-``B*D*L*(4N + 3)``. The per-token projections to (dt, B, C) are einsums and counted by
-mmengine. Element-wise ops outside the scans (activations, gates, residual additions) are
-not counted, as in mmengine / fvcore.
+``B*D*L*(4N + 3)``. The scans are traced with the pure-PyTorch backend (``torch``; Triton
+kernels do not compile under jit tracing), which changes no count. The per-token
+projections to (dt, B, C) are einsums and counted by mmengine. Element-wise ops outside
+the scans (activations, gates, residual additions) are not counted, as in mmengine /
+fvcore.
 """
 import argparse
 import json
@@ -42,6 +44,7 @@ from mmengine.registry import init_default_scope
 # computes the readout y = C . h + D * u (see the module docstring).
 SCAN_MODULES = {'SS2D': dict(directions=4, readout=True),
                 'SASF': dict(directions=1, readout=False)}
+TRACE_BACKEND = 'torch'  # scan backend while tracing: runs on any device under jit tracing
 
 
 def parse_args(argv=None):
@@ -144,6 +147,9 @@ def count(cfg: Config, shape: Tuple[int, int], device: str) -> dict:
     flops_mmengine, flops_scan, flops}, ...]}``."""
     from mmdet.registry import MODELS
     model = MODELS.build(cfg.model).to(device).eval()
+    for module in model.modules():
+        if type(module).__name__ in SCAN_MODULES:
+            module.backend = TRACE_BACKEND
     height, width = input_shape(cfg, shape)
     ir_chans = len(cfg.model.get('data_preprocessor', {}).get('ir_mean', (0., 0., 0.)))
     inputs = (torch.rand(1, 3, height, width, device=device),

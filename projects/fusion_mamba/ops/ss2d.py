@@ -36,7 +36,8 @@ def cross_scan(x):
 
 def directional_sequences(p):
     """(B, 4, C, H, W) per-direction maps -> (B, 4, C, H * W), map k read in direction k's order."""
-    return torch.stack([scan_order(p[:, k], k) for k in range(DIRECTIONS)], dim=1)
+    # unbind, not p[:, k]: one stacked gradient instead of four full-size zero tensors
+    return torch.stack([scan_order(pk, k) for k, pk in enumerate(p.unbind(1))], dim=1)
 
 
 def cross_merge(y, hw=None):
@@ -51,7 +52,7 @@ def cross_merge(y, hw=None):
     if y.dim() != 4 or y.shape[1] != DIRECTIONS or hw is None or hw[0] * hw[1] != y.shape[-1]:
         raise ValueError(f'cross_merge expects (B, 4, D, H*W) with hw=(H, W) or (B, 4, D, H, W), '
                          f'got shape {tuple(y.shape)} and hw={hw}')
-    return sum(spatial_order(y[:, k], k, hw) for k in range(DIRECTIONS))
+    return sum(spatial_order(yk, k, hw) for k, yk in enumerate(y.unbind(1)))
 
 
 def _check_shape(name, t, shape):

@@ -74,9 +74,10 @@ class CrossModalSS2D(nn.Module):
             delta (B, 4, D, H, W) before bias and softplus, B and C (B, 4, N, H, W).
         """
         n, r = self.d_state, self.dt_rank
-        proj = torch.einsum('bdhw,kcd->bkchw', x, self.x_proj_weight[modality])
+        # in x's dtype: the scan wants delta (and B, C) in the dtype of x, also under autocast
+        proj = torch.einsum('bdhw,kcd->bkchw', x, self.x_proj_weight[modality].to(x.dtype))
         dt, B, C = torch.split(proj, [r, n, n], dim=2)
-        delta = torch.einsum('bkrhw,kdr->bkdhw', dt, self.dt_proj_weight[modality])
+        delta = torch.einsum('bkrhw,kdr->bkdhw', dt, self.dt_proj_weight[modality].to(x.dtype))
         return delta, B.contiguous(), C.contiguous()
 
     def forward(self, x_a: torch.Tensor,

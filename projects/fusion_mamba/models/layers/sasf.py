@@ -120,9 +120,11 @@ class SASF(nn.Module):
             raise ValueError(f'SASF expects (B, {self.d_inner}, H, W), got {tuple(x.shape)}')
         batch, dim, height, width = x.shape
         n, r = self.d_state, self.dt_rank
-        proj = torch.einsum('bdhw,cd->bchw', x, self.x_proj_weight[0])
+        # the projections in x's dtype: the scan wants delta (and B) in u's dtype, also under
+        # autocast
+        proj = torch.einsum('bdhw,cd->bchw', x, self.x_proj_weight[0].to(x.dtype))
         dt, B, C = torch.split(proj, [r, n, n], dim=1)
-        delta = torch.einsum('brhw,dr->bdhw', dt, self.dt_proj_weight[0])
+        delta = torch.einsum('brhw,dr->bdhw', dt, self.dt_proj_weight[0].to(x.dtype))
         h = selective_scan_states(
             x.flatten(2), delta.flatten(2), -torch.exp(self.A_log.float()),
             B.flatten(2), delta_bias=self.dt_proj_bias[0].float(), delta_softplus=True,

@@ -84,9 +84,11 @@ class SS2D(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.d_inner:
             raise ValueError(f'SS2D expects (B, {self.d_inner}, H, W), got {tuple(x.shape)}')
         n, r = self.d_state, self.dt_rank
-        proj = torch.einsum('bdhw,kcd->bkchw', x, self.x_proj_weight)
+        # Projections in the input's dtype (bf16 / fp16 activations with fp32 weights);
+        # the scan accumulates in fp32 whatever it is given.
+        proj = torch.einsum('bdhw,kcd->bkchw', x, self.x_proj_weight.to(x.dtype))
         dt, B, C = torch.split(proj, [r, n, n], dim=2)
-        delta = torch.einsum('bkrhw,kdr->bkdhw', dt, self.dt_proj_weight)
+        delta = torch.einsum('bkrhw,kdr->bkdhw', dt, self.dt_proj_weight.to(x.dtype))
         return ss2d_selective_scan(
             x, delta, -torch.exp(self.A_log.float()), B.contiguous(), C.contiguous(),
             self.D.float(), delta_bias=self.dt_proj_bias.flatten().float(),

@@ -7,8 +7,8 @@ backward recomputes each segment from there, so no (B, D, N, L) tensor is stored
 bias / softplus and the D skip / z gate run in PyTorch around it, as in the ``torch`` backend.
 
 The extension is built with ``torch.utils.cpp_extension.load`` the first time it is needed
-(about ten seconds; it needs a C++ compiler and ninja) and cached in torch's extension
-directory (``TORCH_EXTENSIONS_DIR``), so later processes load it in about a second. When it
+(about 10 s on 2 cores; it needs a C++ compiler and ninja) and cached in torch's extension
+directory (``TORCH_EXTENSIONS_DIR``), so later processes load it in well under a second. When it
 cannot be built, :func:`is_available` is False and :func:`unavailable_reason` says why;
 ``backend='auto'`` then uses the ``torch`` backend and ``backend='cpp'`` raises that reason.
 
@@ -20,13 +20,14 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .common import as_grouped, compute_dtype, prepare_delta, skip_and_gate
 
+logger = logging.getLogger(__name__)
 DISABLE_ENV = 'FUSION_MAMBA_DISABLE_CPP'
 EXTENSION = 'fusion_mamba_selective_scan_cpu'
 SOURCE = Path(__file__).resolve().parents[1] / 'csrc' / 'selective_scan_cpu.cpp'
@@ -54,8 +55,8 @@ def _cpp_extension():
 
 def _compiler_flags():
     flags = ['-O3', '-fopenmp-simd']
-    if torch._C.has_openmp:  # at::parallel_for is inlined as an OpenMP parallel region
-        flags.append('-fopenmp')
+    if 'parallel backend: OpenMP' in torch.__config__.parallel_info():
+        flags.append('-fopenmp')  # at::parallel_for is then an inlined OpenMP parallel region
     return flags + _ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])
 
 
@@ -71,6 +72,16 @@ def _toolchain_problem(cpp_extension):
     return None
 
 
+def _build(cpp_extension):
+    """Build (or load the cached build of) the extension; its ops land in torch.ops."""
+    start = time.perf_counter()
+    cflags = _compiler_flags()
+    cpp_extension.load(name=EXTENSION, sources=[str(SOURCE)], extra_cflags=cflags,
+                       extra_ldflags=['-fopenmp'] if '-fopenmp' in cflags else [],
+                       is_python_module=False, verbose=False)
+    logger.debug('loaded %s in %.1f s', EXTENSION, time.perf_counter() - start)
+
+
 def _needs_build(cpp_extension):
     """Whether no cached build newer than the source exists (a guess: True when unsure)."""
     try:
@@ -81,18 +92,12 @@ def _needs_build(cpp_extension):
     return newest < SOURCE.stat().st_mtime
 
 
-def _build(cpp_extension):
-    """Build (or load the cached build of) the extension; its ops land in torch.ops."""
-    if _needs_build(cpp_extension):
-        warnings.warn(f'fusion_mamba: compiling the C++ selective scan ({SOURCE.name}) on first '
-                      'use; this takes a few tens of seconds and is cached afterwards')
-    start = time.perf_counter()
-    cflags = _compiler_flags()
-    cpp_extension.load(name=EXTENSION, sources=[str(SOURCE)], extra_cflags=cflags,
-                       extra_ldflags=['-fopenmp'] if '-fopenmp' in cflags else [],
-                       is_python_module=False, verbose=False)
-    logging.getLogger(__name__).debug('loaded %s in %.1f s', EXTENSION,
-                                      time.perf_counter() - start)
+def _failure(what, exc):
+    """A one-line reason: the message's first line (cut short) and its first compiler error."""
+    lines = str(exc).strip().splitlines() or ['']
+    errors = [line.strip() for line in lines[1:] if 'error' in line.lower()]
+    detail = lines[0][:200] + (f'; {errors[0]}' if errors else '')
+    return f'{what} failed ({type(exc).__name__}: {detail})'
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,14 +105,19 @@ def _load():
     """``(ops, None)`` once the extension is loaded, else ``(None, reason)``; never raises."""
     try:
         cpp_extension = _cpp_extension()
-        reason = _toolchain_problem(cpp_extension)
-        if reason is None:
-            _build(cpp_extension)
-            return torch.ops.fusion_mamba_scan, None
+    except Exception as exc:  # a broken torch install
+        return None, _failure('importing torch.utils.cpp_extension', exc)
+    reason = _toolchain_problem(cpp_extension)
+    if reason is not None:
+        return None, reason
+    if _needs_build(cpp_extension):
+        logger.warning('fusion_mamba: compiling the C++ selective scan (%s) on first use; this '
+                       'takes about 10 s and is cached for later runs', SOURCE.name)
+    try:
+        _build(cpp_extension)
     except Exception as exc:  # compiler errors, a failed dlopen, a broken toolchain...
-        first_line = (str(exc).strip().splitlines() or [''])[0]
-        reason = f'building {SOURCE.name} failed ({type(exc).__name__}: {first_line})'
-    return None, reason
+        return None, _failure(f'building {SOURCE.name}', exc)
+    return torch.ops.fusion_mamba_scan, None
 
 
 def unavailable_reason():
@@ -140,6 +150,7 @@ class _CompiledScan(torch.autograd.Function):
         return y, last
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y, _grad_last):
         return _ops().backward(*ctx.saved_tensors, grad_y)
 

@@ -17,7 +17,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         A: (D, N) (negative for a stable scan).
         B, C: (B, N, L) or (B, G, N, L), G dividing D (channel d uses group d // (D // G)).
         D, delta_bias: (D,) or None. z: (B, D, L) or None.
-        backend: 'auto', 'reference', 'torch', 'triton' or 'mamba_ssm' (see ``backends``).
+        backend: 'auto', 'reference', 'torch', 'triton', 'mamba_ssm' or 'cpp' (see
+            ``backends``).
 
     Returns:
         y (B, D, L) in u's dtype; with ``return_last_state`` also the final state (B, D, N)
@@ -35,8 +36,8 @@ def selective_scan_states(u, delta, A, B, delta_bias=None, delta_softplus=False,
     """All hidden states of the scan (what Spatial-Mamba's state fusion works on).
 
     Arguments as :func:`selective_scan` (no C, D, z). Returns h in u's dtype, differentiable:
-    (B, D, L) when N == 1, else (B, D, N, L). 'triton' and 'auto' run the chunked torch
-    implementation on the input's device; 'mamba_ssm' does not expose states.
+    (B, D, L) when N == 1, else (B, D, N, L). 'triton', 'cpp' and 'auto' run the chunked
+    torch implementation on the input's device; 'mamba_ssm' does not expose states.
     """
     check_scan_inputs(u, delta, A, B, None, None, None, delta_bias)
     name = resolve_backend(backend, u.device)

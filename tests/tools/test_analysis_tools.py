@@ -1,0 +1,270 @@
+"""The analysis tools on a tiny FM-YOLOv8 and tiny demo data, each run in a subprocess:
+``benchmark_detector.py``, ``get_flops.py``, ``demo/image_demo.py``, ``robustness_eval.py``
+and ``tools/test.sh`` (evaluation; ``--benchmark`` on synthetic inputs with ``--run-slow``)."""
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import mmengine
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / 'configs/fusion_mamba/fm-yolov8_demo_1xb8-30e_demo-pairs.py'
+GENERATOR = dict(num_train=1, num_val=4, img_size=(128, 128))
+NUM_DSSF, D_STATE, SSM_RATIO = 1, 4, 2.0
+LEVELS = ((32, 8), (64, 16), (128, 32))  # (channels, stride) of P3, P4, P5 at widen 0.125
+
+TINY_CONFIG = """
+_base_ = {base!r}
+data_root = {root!r}
+img_scale = (128, 128)
+model = dict(
+    backbone=dict(rgb_stream=dict(widen_factor=0.125), in_channels=[32, 64, 128],
+                  fusion=dict(num_dssf={num_dssf}, ssm_cfg=dict(d_state={d_state}))),
+    neck=dict(widen_factor=0.125), bbox_head=dict(widen_factor=0.125))
+test_pipeline = [
+    dict(type='LoadPairedImagesFromFile'),
+    dict(type='PairedResize', scale=img_scale, keep_ratio=True),
+    dict(type='PairedPad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackMultiModalDetInputs'),
+]
+test_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, generator={generator!r}, pipeline=test_pipeline))
+test_evaluator = dict(ann_file=data_root + 'annotations/val.json')
+"""
+ADD_FUSION_CONFIG = """
+_base_ = {base!r}
+model = dict(backbone=dict(fusion=dict(_delete_=True, type='AddFusion')))
+"""
+FLOAT = r'[-+]?\d+(?:\.\d+)?'
+
+
+def load_module(relative_path: str):
+    """Import a tool script as a module (for its helper functions)."""
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(args, **env):
+    """Run a command in the repository root; fail with its output when it fails.
+
+    One OpenMP thread: on a busy 2-core machine spinning OpenMP threads slow the tiny model
+    down a hundredfold.
+    """
+    proc = subprocess.run([str(a) for a in args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, PYTHONUNBUFFERED='1',
+                                                OMP_NUM_THREADS='1', **env))
+    assert proc.returncode == 0, (f'{args} exited {proc.returncode}\n'
+                                  f'stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}')
+    return proc.stdout
+
+
+def run_python(script: str, *args) -> str:
+    return run([sys.executable, REPO / script, *args])
+
+
+def table_rows(stdout: str) -> dict:
+    """Markdown table rows ``| name | a | b |`` -> {name: [a, b]} (header rows skipped)."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if line.startswith('|') and not set(cells[0]) <= set('-:'):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    """Tiny demo data (4 val pairs of 128x128), tiny configs (FMB with 1 DSSF, d_state 4;
+    AddFusion) and a randomly initialised checkpoint with the demo classes in its meta."""
+    from mmengine.registry import init_default_scope
+
+    from fusion_mamba.datasets import DemoPairsDataset, ensure_demo_dataset
+    from mmdet.registry import MODELS
+    folder = tmp_path_factory.mktemp('analysis_tools')
+    data_root = folder / 'demo'
+    ensure_demo_dataset(str(data_root), **GENERATOR)
+    config = folder / 'tiny_fmb.py'
+    config.write_text(TINY_CONFIG.format(base=str(DEMO_CONFIG), root=f'{data_root}/',
+                                         generator=GENERATOR, num_dssf=NUM_DSSF,
+                                         d_state=D_STATE))
+    add_config = folder / 'tiny_add.py'
+    add_config.write_text(ADD_FUSION_CONFIG.format(base=str(config)))
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(mmengine.Config.fromfile(config).model)
+    checkpoint = folder / 'tiny.pth'
+    mmengine.runner.save_checkpoint(
+        dict(state_dict=model.state_dict(),
+             meta=dict(dataset_meta=dict(DemoPairsDataset.METAINFO))), str(checkpoint))
+    return dict(folder=folder, data_root=data_root, config=config, add_config=add_config,
+                checkpoint=checkpoint)
+
+
+def test_benchmark_detector_on_cpu(tiny):
+    from fusion_mamba.ops import available_backends
+    out_json = tiny['folder'] / 'bench.json'
+    stdout = run_python('tools/analysis_tools/benchmark_detector.py', tiny['config'],
+                        tiny['checkpoint'], '--num-iters', 2, '--warmup', 1, '--batch-size', 1,
+                        '--device', 'cpu', '--out', out_json)
+    backend = re.search(r'scan backend: (\w+) \(requested', stdout)
+    assert backend and backend.group(1) in available_backends(), stdout
+    assert 'inputs: real: 4 pairs of the test set DemoPairsDataset' in stdout
+    rows = table_rows(stdout)
+    parts = ['detector (predict, incl. preprocess + NMS)', 'backbone + fusion']
+    assert [p for p in parts if p in rows] == parts, stdout
+    for part in parts:
+        batch, mean, p50, p90, throughput, memory = rows[part]
+        assert batch == '1' and memory == 'n/a'
+        assert 0 < float(p50) <= float(p90) and float(mean) > 0
+        assert float(throughput) == pytest.approx(1000 / float(mean), rel=0.02)
+    results = json.loads(out_json.read_text())
+    assert results['device'] == 'cpu' and results['num_iters'] == 2
+    assert set(results['results']) == set(parts)
+    assert results['results']['backbone + fusion']['peak_memory_mib'] is None
+
+
+def expected_scan_flops(num_dssf: int, size: int = 128) -> int:
+    """The SS2D scan count of the tiny FMB model (get_flops' formula, written out here):
+    per level, 2 VSS + 2 per DSSF SS2D modules of D = 2C channels over (size / stride)^2
+    tokens, each D * L * (4 * (5N + 4) + 3)."""
+    total = 0
+    for channels, stride in LEVELS:
+        d_inner, length = int(SSM_RATIO * channels), (size // stride)**2
+        total += (2 + 2 * num_dssf) * d_inner * length * (4 * (5 * D_STATE + 4) + 3)
+    return total
+
+
+def test_get_flops_counts_the_selective_scans(tiny):
+    counts = {}
+    for name, config, options in (('fmb1', tiny['config'], []),
+                                  ('fmb2', tiny['config'],
+                                   ['--cfg-options', 'model.backbone.fusion.num_dssf=2']),
+                                  ('add', tiny['add_config'], [])):
+        out_json = tiny['folder'] / f'flops_{name}.json'
+        stdout = run_python('tools/analysis_tools/get_flops.py', config, '--shape', 128, 128,
+                            '--out', out_json, *options)
+        rows = table_rows(stdout)
+        assert rows['total'] and all(re.fullmatch(FLOAT, v) for v in rows['total']), stdout
+        counts[name] = {r['label']: r for r in json.loads(out_json.read_text())['rows']}
+    fmb1, fmb2, add = counts['fmb1'], counts['fmb2'], counts['add']
+    assert 'fusion P3 (FusionMambaBlock)' in fmb1 and 'fusion P5 (AddFusion)' in add
+
+    # the scans are counted, exactly as the documented formula says
+    assert fmb1['fusion: all levels']['flops_scan'] == expected_scan_flops(1)
+    assert fmb2['fusion: all levels']['flops_scan'] == expected_scan_flops(2)
+    assert fmb1['total']['flops_scan'] == expected_scan_flops(1)
+    # (2 VSS + 2 * num_dssf) scans per level: 6 / 4 from one DSSF to two
+    assert fmb2['total']['flops_scan'] * 4 == fmb1['total']['flops_scan'] * 6
+    assert fmb2['fusion: all levels']['flops_mmengine'] > fmb1['fusion: all levels'][
+        'flops_mmengine'] > 0
+
+    # FMB = AddFusion + at least the scans; streams, neck and head are the same in all three
+    assert fmb1['total']['flops'] - add['total']['flops'] >= fmb1['total']['flops_scan']
+    assert add['total']['flops_scan'] == 0 and add['fusion: all levels']['params'] == 0
+    for part in ('backbone: visible stream', 'backbone: infrared stream', 'neck', 'bbox_head'):
+        assert fmb1[part]['flops'] == fmb2[part]['flops'] == add[part]['flops'] > 0
+        assert fmb1[part]['flops_scan'] == 0
+    parts = [r for label, r in fmb1.items() if label not in ('total', 'fusion: all levels')]
+    assert sum(r['flops'] for r in parts) == fmb1['total']['flops']
+    assert sum(r['params'] for r in parts) == fmb1['total']['params']
+
+
+def test_image_demo_draws_both_modalities(tiny):
+    visible = tiny['data_root'] / 'visible/val/000000.jpg'
+    infrared = tiny['data_root'] / 'infrared/val/000000.jpg'
+    out_file = tiny['folder'] / 'image_demo' / '000000_pair.jpg'
+    drawn = {}
+    for thr in (0.3, 1.0):  # random weights: some boxes above 0.3, none above 1
+        stdout = run_python('demo/image_demo.py', visible, infrared, tiny['config'],
+                            tiny['checkpoint'], '--out-dir', out_file.parent, '--score-thr',
+                            thr, '--device', 'cpu')
+        count = int(re.search(rf'(\d+) detections with score > {thr} drawn to (\S+)',
+                              stdout).group(1))
+        assert f'drawn to {out_file}' in stdout
+        detections = [line for line in stdout.splitlines()
+                      if line.split() and line.split()[0] in ('person', 'car', 'sign', 'animal')]
+        assert len(detections) == count and (count > 0) == (thr < 1)
+        drawn[thr] = cv2.imread(str(out_file)).astype(float)
+        assert drawn[thr].shape == (128, 2 * 128, 3)  # visible | infrared
+    # nothing drawn: the halves are the two images (up to JPEG); boxes change them
+    for half, path in ((slice(0, 128), visible), (slice(128, 256), infrared)):
+        image = cv2.imread(str(path)).astype(float)
+        assert abs(drawn[1.0][:, half] - image).mean() < 4
+        assert abs(drawn[0.3][:, half] - image).mean() > 4 * abs(drawn[1.0][:, half] - image).mean()
+
+
+def test_image_demo_checks_the_pair(tiny, tmp_path):
+    tool = load_module('demo/image_demo.py')
+    visible = tiny['data_root'] / 'visible/val/000000.jpg'
+    with pytest.raises(FileNotFoundError, match='infrared image not found: .*missing.jpg'):
+        tool.check_pair(str(visible), str(tmp_path / 'missing.jpg'))
+    small = tmp_path / 'small_ir.jpg'
+    cv2.imwrite(str(small), cv2.imread(str(visible))[:64, :96])
+    with pytest.raises(ValueError, match=r'same size: .* is 128x128, .*small_ir.jpg is 96x64'):
+        tool.check_pair(str(visible), str(small))
+
+
+def test_robustness_eval_blanks_each_modality(tiny):
+    work_dir = tiny['folder'] / 'robustness'
+    stdout = run_python('tools/analysis_tools/robustness_eval.py', tiny['config'],
+                        tiny['checkpoint'], '--mode', 'mean', '--work-dir', work_dir)
+    rows = table_rows(stdout)
+    conditions = ['both', 'visible blanked', 'infrared blanked']
+    assert [c for c in rows if c in conditions] == conditions, stdout
+    for name in conditions:
+        assert all(re.fullmatch(FLOAT, v) for v in rows[name]), rows[name]
+    assert rows['both'][1] == rows['both'][3] == '+0.000'
+    results = json.loads((work_dir / 'robustness_mean.json').read_text())['conditions']
+    for name in conditions:
+        r = results[name]
+        assert 0 <= r['bbox_mAP'] <= 1 and 0 <= r['bbox_mAP_50'] <= 1
+        assert r['delta_mAP'] == pytest.approx(r['bbox_mAP'] - results['both']['bbox_mAP'])
+        assert (work_dir / name.replace(' ', '_')).is_dir()
+
+
+def test_robustness_eval_inserts_dropout_before_packing(tiny):
+    tool = load_module('tools/analysis_tools/robustness_eval.py')
+    base = mmengine.Config.fromfile(tiny['config'])
+    cfg = tool.with_dropout(base, 'infrared', 'noise')
+    types = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+    assert types[-2:] == ['RandomModalityDropout', 'PackMultiModalDetInputs']
+    assert cfg.test_dataloader.dataset.pipeline[-2] == dict(
+        type='RandomModalityDropout', prob=1.0, modalities=('infrared', ), mode='noise')
+    assert 'RandomModalityDropout' not in [t['type'] for t in base.test_dataloader.dataset.pipeline]
+
+
+def test_test_sh_evaluates(tiny):
+    preds = tiny['folder'] / 'preds.pkl'
+    stdout = run(['bash', REPO / 'tools/test.sh', tiny['config'], tiny['checkpoint'],
+                  '--work-dir', tiny['folder'] / 'test_sh', '--out', preds],
+                 PYTHON=sys.executable)
+    assert re.search(rf'coco/bbox_mAP: {FLOAT}', stdout), stdout[-2000:]
+    assert len(mmengine.load(str(preds))) == 4  # one result per val pair
+
+
+@pytest.mark.slow
+def test_test_sh_benchmarks_synthetic_inputs(tiny):
+    stdout = run(['bash', REPO / 'tools/test.sh', tiny['config'], tiny['checkpoint'],
+                  '--benchmark', '--synthetic', '--shape', 96, 128, '--num-iters', 2,
+                  '--warmup', 0, '--device', 'cpu'], PYTHON=sys.executable)
+    assert 'inputs: synthetic: random uint8 pairs of 96x128' in stdout
+    assert set(table_rows(stdout)) >= {'detector (predict, incl. preprocess + NMS)',
+                                       'backbone + fusion'}
+
+
+def test_test_sh_usage():
+    proc = subprocess.run(['bash', REPO / 'tools/test.sh', 'only_a_config.py'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and 'usage:' in proc.stderr
