@@ -181,6 +181,30 @@ def test_get_flops_counts_the_selective_scans(tiny):
     assert sum(r['params'] for r in parts) == fmb1['total']['params']
 
 
+def test_scan_and_attention_counts_of_other_fusion_layers():
+    """get_flops' hooks on CMSA's CrossModalSS2D (2L interleaved tokens) and its handle for
+    scaled_dot_product_attention (CFT), which mmengine alone does not count."""
+    from mmengine.analysis import FlopAnalyzer
+
+    from fusion_mamba.models.fusion.cmsa import CrossModalSS2D
+    tool = load_module('tools/analysis_tools/get_flops.py')
+    scan = CrossModalSS2D(d_inner=8, d_state=3, backend='torch')
+    x = torch.rand(2, 8, 4, 5)
+    with torch.no_grad(), tool.ScanFlopCounter(scan) as counter:
+        scan(x, x)
+    assert counter.counts == {'': 2 * 8 * 40 * (4 * (5 * 3 + 4) + 3)}
+
+    class Attention(torch.nn.Module):
+
+        def forward(self, q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    analyzer = FlopAnalyzer(Attention(), (torch.rand(2, 4, 10, 6), torch.rand(2, 4, 12, 6),
+                                          torch.rand(2, 4, 12, 5)))
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', tool.sdpa_flop_jit)
+    assert analyzer.total() == 2 * 4 * 10 * 12 * (6 + 5)
+
+
 def test_image_demo_draws_both_modalities(tiny):
     visible = tiny['data_root'] / 'visible/val/000000.jpg'
     infrared = tiny['data_root'] / 'infrared/val/000000.jpg'

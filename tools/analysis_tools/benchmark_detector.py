@@ -22,6 +22,11 @@ iterations (weights included; for ``backbone+fusion`` also the pooled preprocess
 batches, which stay on the device). The selective-scan backend the SS2D modules resolve to
 on the device is printed (it decides most of the fusion blocks' speed). Without a
 checkpoint the weights are random, which changes how many boxes reach the NMS.
+
+On CPU, torch runs ``torch.get_num_threads()`` OpenMP threads (printed); on a machine where
+other processes keep the cores busy, spinning threads can slow a small model down a
+hundredfold (seen on a shared 2-core machine: 4.1 s instead of 27 ms per pair), so set
+``OMP_NUM_THREADS`` to the cores that are actually free.
 """
 import argparse
 import itertools
@@ -216,7 +221,7 @@ def main(argv=None):
     backend = scan_backends(model, device)
     batches, inputs = build_inputs(cfg, args)
     where = torch.cuda.get_device_name(device) if device.type == 'cuda' else (
-        f'CPU, {torch.get_num_threads()} threads')
+        f'CPU, intra-op threads: {torch.get_num_threads()}')
     print(f'config: {args.config}\ncheckpoint: {args.checkpoint or "none (random weights)"}\n'
           f'device: {device} ({where}); torch {torch.__version__}\n'
           f'scan backend: {backend}\ninputs: {inputs}\n'

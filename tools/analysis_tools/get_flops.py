@@ -20,16 +20,21 @@ state size N, per token and channel:
 - readout ``y = C . h + D * u``: N + 1 (when the scan produces y)
 
 ``SS2D`` scans 4 directions with the readout and sums them back (3 adds per output):
-``B*D*L*(4*(5N + 4) + 3)``. ``SASF`` runs one scan for the hidden states only, without the
-readout (its state-fusion convolution and ``C . h`` einsum are counted by mmengine):
-``B*D*L*(4N + 3)``. The scans are traced with the pure-PyTorch backend (``torch``; Triton
-kernels do not compile under jit tracing), which changes no count. The per-token
-projections to (dt, B, C) are einsums and counted by mmengine. Element-wise ops outside
-the scans (activations, gates, residual additions) are not counted, as in mmengine /
-fvcore.
+``B*D*L*(4*(5N + 4) + 3)``. CMSA's ``CrossModalSS2D`` does the same over the 2L interleaved
+tokens of its two (B, D, H, W) inputs: ``B*D*2L*(4*(5N + 4) + 3)``. ``SASF`` runs one scan for
+the hidden states only, without the readout (its state-fusion convolution and ``C . h``
+einsum are counted by mmengine): ``B*D*L*(4N + 3)``. mmengine has no counter for
+``scaled_dot_product_attention`` (the CFT-style ``TransformerFusion``): it is added here as
+the ``Q K^T`` and ``attention @ V`` multiply-adds, ``B*heads*Lq*Lk*(E + Ev)``.
+
+The scans are traced with the pure-PyTorch backend (``torch``; Triton kernels do not compile
+under jit tracing), which changes no count. The per-token projections to (dt, B, C) are
+einsums and counted by mmengine. Element-wise ops outside the scans (activations, gates,
+residual additions) are not counted, as in mmengine / fvcore.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 from typing import Dict, List, Tuple
@@ -37,12 +42,15 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import get_shape
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 # Scan modules (by class name): number of directional scans and whether the scan itself
-# computes the readout y = C . h + D * u (see the module docstring).
+# computes the readout y = C . h + D * u (see the module docstring). Their (B, D, H, W) map
+# inputs are scanned together: L is the sum of their H * W.
 SCAN_MODULES = {'SS2D': dict(directions=4, readout=True),
+                'CrossModalSS2D': dict(directions=4, readout=True),
                 'SASF': dict(directions=1, readout=False)}
 TRACE_BACKEND = 'torch'  # scan backend while tracing: runs on any device under jit tracing
 
@@ -85,9 +93,10 @@ class ScanFlopCounter:
     def _hook(self, name: str, spec: dict):
 
         def hook(module, inputs, output):
-            batch, dim, height, width = inputs[0].shape
+            maps = [x for x in inputs if isinstance(x, torch.Tensor)]
+            length = sum(int(x.shape[-2]) * int(x.shape[-1]) for x in maps)
             self.counts[name] = self.counts.get(name, 0) + scan_flops(
-                int(batch), int(dim), int(height) * int(width), module.d_state, **spec)
+                int(maps[0].shape[0]), int(maps[0].shape[1]), length, module.d_state, **spec)
 
         return hook
 
@@ -102,6 +111,13 @@ class ScanFlopCounter:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def sdpa_flop_jit(inputs: list, outputs: list) -> int:
+    """mmengine op handle of ``aten::scaled_dot_product_attention``: ``Q K^T`` and the
+    weighted sum of V, ``prod(batch dims) * Lq * Lk * (E + Ev)`` multiply-adds."""
+    query, key, value = (get_shape(x) for x in inputs[:3])
+    return math.prod(query[:-1]) * key[-2] * (query[-1] + value[-1])
 
 
 class TensorForward(nn.Module):
@@ -155,6 +171,7 @@ def count(cfg: Config, shape: Tuple[int, int], device: str) -> dict:
     inputs = (torch.rand(1, 3, height, width, device=device),
               torch.rand(1, ir_chans, height, width, device=device))
     analyzer = FlopAnalyzer(TensorForward(model), inputs)
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     with torch.no_grad(), ScanFlopCounter(model) as scans:
