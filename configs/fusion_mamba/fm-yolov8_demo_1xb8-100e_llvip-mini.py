@@ -3,7 +3,7 @@
 # tools/dataset_converters/llvip.py --skip-empty) at 320x256, evaluated on the same 50 pairs
 # (val) and on the annotated test pairs (test). It proves the whole pipeline on real
 # RGB + thermal images; it is not a benchmark.
-_base_ = './fm-yolov8_demo_1xb8-30e_demo-pairs.py'
+_base_ = './fm-yolov8_demo_1xb8-12e_demo-pairs.py'
 data_root = 'data/LLVIP_mini/'
 img_scale = (320, 256)
 train_pipeline = [

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO / 'configs/fusion_mamba/fm-yolov8_demo_1xb8-30e_demo-pairs.py'
+DEMO_CONFIG = REPO / 'configs/fusion_mamba/fm-yolov8_demo_1xb8-12e_demo-pairs.py'
 GENERATOR = dict(num_train=1, num_val=4, img_size=(128, 128))
 NUM_DSSF, D_STATE, SSM_RATIO = 1, 4, 2.0
 LEVELS = ((32, 8), (64, 16), (128, 32))  # (channels, stride) of P3, P4, P5 at widen 0.125
@@ -26,7 +26,8 @@ data_root = {root!r}
 img_scale = (128, 128)
 model = dict(
     backbone=dict(rgb_stream=dict(widen_factor=0.125), in_channels=[32, 64, 128],
-                  fusion=dict(num_dssf={num_dssf}, ssm_cfg=dict(d_state={d_state}))),
+                  fusion=dict(num_dssf={num_dssf}, ssm_ratio={ssm_ratio},
+                              ssm_cfg=dict(d_state={d_state}))),
     neck=dict(widen_factor=0.125), bbox_head=dict(widen_factor=0.125))
 test_pipeline = [
     dict(type='LoadPairedImagesFromFile'),
@@ -98,7 +99,7 @@ def tiny(tmp_path_factory):
     config = folder / 'tiny_fmb.py'
     config.write_text(TINY_CONFIG.format(base=str(DEMO_CONFIG), root=f'{data_root}/',
                                          generator=GENERATOR, num_dssf=NUM_DSSF,
-                                         d_state=D_STATE))
+                                         d_state=D_STATE, ssm_ratio=SSM_RATIO))
     add_config = folder / 'tiny_add.py'
     add_config.write_text(ADD_FUSION_CONFIG.format(base=str(config)))
     init_default_scope('mmdet')

@@ -1,5 +1,10 @@
-"""Training-engine helpers: storage backends and hooks."""
+"""Training-engine helpers: storage backends, hooks and CPU-only data parallelism."""
 from .atomic_local_backend import AtomicLocalBackend, atomic_write_bytes
-from .hooks import PairedDetVisualizationHook
+from .cpu_distributed import CPUDistributedDataParallel, init_cpu_distributed
+from .hooks import PairedDetVisualizationHook, RankSyncCheckHook, parameter_digest
 
-__all__ = ['AtomicLocalBackend', 'atomic_write_bytes', 'PairedDetVisualizationHook']
+__all__ = [
+    'AtomicLocalBackend', 'atomic_write_bytes', 'CPUDistributedDataParallel',
+    'init_cpu_distributed', 'PairedDetVisualizationHook', 'RankSyncCheckHook',
+    'parameter_digest'
+]

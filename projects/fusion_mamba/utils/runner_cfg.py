@@ -2,8 +2,9 @@
 import os.path as osp
 from typing import Optional
 
-import torch
 from mmengine.config import Config
+
+from ..engine.cpu_distributed import init_cpu_distributed
 
 
 def load_runner_config(config: str,
@@ -14,8 +15,10 @@ def load_runner_config(config: str,
 
     - ``cfg_options`` (``--cfg-options``) are merged last-but-one; ``work_dir`` wins over the
       config's, which wins over ``./work_dirs/<config name>``.
-    - Distributed runs without CUDA switch the process group to ``gloo``, so
-      ``tools/dist_train.sh CONFIG 2`` works on a CPU-only machine.
+    - Distributed runs without CUDA start a gloo process group and wrap the model in
+      :class:`~fusion_mamba.engine.CPUDistributedDataParallel` (unless the config names
+      another ``model_wrapper_cfg``), so ``tools/dist_train.sh CONFIG 2`` works on a
+      CPU-only machine.
     """
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
@@ -25,6 +28,9 @@ def load_runner_config(config: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
-    if launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if init_cpu_distributed(launcher):
+        if cfg.get('model_wrapper_cfg') is None:
+            cfg.model_wrapper_cfg = dict(
+                type='mmdet.CPUDistributedDataParallel', broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters', False))
     return cfg

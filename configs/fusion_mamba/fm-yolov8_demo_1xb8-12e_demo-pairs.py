@@ -1,7 +1,7 @@
 # The README's main job: a small FM-YOLOv8 trained from scratch on the built-in demo data
 # (400 / 100 procedural RGB + IR pairs of 320x256, generated on first use) in about 10 min
 # on a 2-core CPU. Same components as the paper's model, smaller: YOLOv8-n width / depth,
-# 2 DSSF per Fusion-Mamba Block, d_state 8.
+# Fusion-Mamba Blocks with 1 DSSF, d_state 4 and inner width = C (paper: 8 DSSF).
 _base_ = [
     '../_base_/models/fm_yolov8.py', '../_base_/datasets/demo_pairs.py',
     '../_base_/default_runtime.py'
@@ -16,7 +16,7 @@ model = dict(
         rgb_stream=dict(deepen_factor=deepen_factor, widen_factor=widen_factor,
                         max_channels=1024),
         in_channels=[64, 128, 256],
-        fusion=dict(num_dssf=2, ssm_cfg=dict(d_state=8))),
+        fusion=dict(num_dssf=1, ssm_ratio=1.0, ssm_cfg=dict(d_state=4))),
     neck=dict(deepen_factor=deepen_factor, widen_factor=widen_factor,
               in_channels=[256, 512, last_stage_out_channels],
               out_channels=[256, 512, last_stage_out_channels]),
@@ -24,9 +24,9 @@ model = dict(
                    in_channels=[256, 512, last_stage_out_channels]),
     test_cfg=dict(score_thr=0.01, max_per_img=100))
 
-max_epochs = 30
+max_epochs = 12
 base_lr = 0.01
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
@@ -45,5 +45,5 @@ custom_hooks = [
          priority=49),
 ]
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=10, max_keep_ckpts=2))
+                     checkpoint=dict(interval=4, max_keep_ckpts=2))
 auto_scale_lr = dict(enable=False, base_batch_size=8)
