@@ -51,7 +51,7 @@ def test_config_is_complete_and_builds(path):
 
 def test_demo_model_predicts_with_nms():
     """The demo model runs end to end on a batch of two pairs, one without objects."""
-    cfg = Config.fromfile(str(CONFIG_ROOT / 'fusion_mamba/fm-yolov8_demo_1xb8-12e_demo-pairs.py'))
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'fusion_mamba/fm-yolov8_demo_1xb8-5e_demo-pairs.py'))
     init_default_scope('mmdet')
     model = MODELS.build(cfg.model).eval()
     from mmdet.structures import DetDataSample

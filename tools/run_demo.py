@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 
 from fusion_mamba.utils import load_runner_config
 
-DEFAULT_CONFIG = 'configs/fusion_mamba/fm-yolov8_demo_1xb8-12e_demo-pairs.py'
+DEFAULT_CONFIG = 'configs/fusion_mamba/fm-yolov8_demo_1xb8-5e_demo-pairs.py'
 
 
 def parse_args():

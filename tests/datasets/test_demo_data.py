@@ -1,7 +1,6 @@
 """The built-in demo dataset: deterministic, fast, paired COCO, complementary modalities."""
 import hashlib
 import json
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -93,11 +92,11 @@ def test_classes_have_complementary_visibility(tmp_path):
     assert mean['person', 'day'][1] > 30
 
 
-def test_default_generation_takes_seconds(tmp_path):
-    start = time.perf_counter()
+def test_default_generation_counts(tmp_path):
+    # Its speed is printed by tools/dataset_converters/make_demo_data.py, not asserted here.
     meta = generate_demo_dataset(str(tmp_path / 'default'))
-    assert time.perf_counter() - start < 60
     assert meta['counts']['train']['images'] == 400 and meta['counts']['val']['images'] == 100
+    assert meta['seconds'] > 0
 
 
 def test_ensure_regenerates_only_when_parameters_change(demo_root):

@@ -312,7 +312,7 @@ def test_every_variant_exists():
     expected = {f'{prefix}_1xb4-150e_{data}.py'
                 for prefix in ('fm-yolov8_l-sasf', 'cmsa-yolov8_l', 'cft-yolov8_l')
                 for data in ('llvip', 'm3fd', 'flir_aligned')}
-    expected |= {f'{prefix}_1xb8-12e_demo-pairs.py'
+    expected |= {f'{prefix}_1xb8-5e_demo-pairs.py'
                  for prefix in ('fm-yolov8_demo-sasf', 'cmsa-yolov8_demo', 'cft-yolov8_demo')}
     assert {p.name for p in VARIANTS} == expected
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO / 'configs/fusion_mamba/fm-yolov8_demo_1xb8-12e_demo-pairs.py'
+DEMO_CONFIG = REPO / 'configs/fusion_mamba/fm-yolov8_demo_1xb8-5e_demo-pairs.py'
 GENERATOR = dict(num_train=1, num_val=4, img_size=(128, 128))
 NUM_DSSF, D_STATE, SSM_RATIO = 1, 4, 2.0
 LEVELS = ((32, 8), (64, 16), (128, 32))  # (channels, stride) of P3, P4, P5 at widen 0.125

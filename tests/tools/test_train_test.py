@@ -13,7 +13,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO / 'configs/fusion_mamba/fm-yolov8_demo_1xb8-12e_demo-pairs.py'
+DEMO_CONFIG = REPO / 'configs/fusion_mamba/fm-yolov8_demo_1xb8-5e_demo-pairs.py'
 
 TINY_CONFIG = """
 _base_ = {base!r}

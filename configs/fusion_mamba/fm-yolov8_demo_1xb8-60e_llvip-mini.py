@@ -3,7 +3,7 @@
 # tools/dataset_converters/llvip.py --skip-empty) at 320x256, evaluated on the same 50 pairs
 # (val) and on the annotated test pairs (test). It proves the whole pipeline on real
 # RGB + thermal images; it is not a benchmark.
-_base_ = './fm-yolov8_demo_1xb8-12e_demo-pairs.py'
+_base_ = './fm-yolov8_demo_1xb8-5e_demo-pairs.py'
 data_root = 'data/LLVIP_mini/'
 img_scale = (320, 256)
 train_pipeline = [
@@ -37,11 +37,11 @@ val_evaluator = dict(ann_file=data_root + 'annotations/llvip_train.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/llvip_test.json')
 model = dict(bbox_head=dict(num_classes=1))
 
-max_epochs = 100
-train_cfg = dict(max_epochs=max_epochs, val_interval=25)
+max_epochs = 60
+train_cfg = dict(max_epochs=max_epochs, val_interval=20)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', eta_min=0.0005, begin=0, end=max_epochs, by_epoch=True,
          convert_to_iter_based=True),
 ]
-default_hooks = dict(checkpoint=dict(interval=25))
+default_hooks = dict(checkpoint=dict(interval=20))
