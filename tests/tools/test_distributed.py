@@ -55,3 +55,13 @@ def test_two_process_training_keeps_ranks_in_sync_and_test_matches(tmp_path):
     two = coco_metrics(run_script('dist_test.sh', config, ckpt, 2, '--work-dir',
                                   tmp_path / 'test2', cwd=tmp_path))
     assert one == two
+
+
+def test_cpu_set_up_needs_the_pytorch_launcher():
+    from fusion_mamba.engine import init_cpu_distributed
+    assert init_cpu_distributed('none') is False
+    if torch.cuda.is_available():
+        assert init_cpu_distributed('slurm') is False  # mmengine's own set-up applies
+    else:
+        with pytest.raises(RuntimeError, match='--launcher slurm needs CUDA'):
+            init_cpu_distributed('slurm')
