@@ -5,7 +5,7 @@
 # width = C (paper: 8 DSSF).
 _base_ = [
     '../_base_/models/fm_yolov8.py', '../_base_/datasets/demo_pairs.py',
-    '../_base_/default_runtime.py'
+    '../_base_/schedules/sgd_150e.py', '../_base_/default_runtime.py'
 ]
 deepen_factor = 0.33
 widen_factor = 0.25
@@ -25,17 +25,12 @@ model = dict(
                    in_channels=[256, 512, last_stage_out_channels]),
     test_cfg=dict(score_thr=0.01, max_per_img=100))
 
+# The base schedule's SGD + warm-up + cosine, shortened to 5 epochs with YOLOv8's own
+# momentum / weight decay, a 50-iteration warm-up and a faster EMA.
 max_epochs = 5
 base_lr = 0.01
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, weight_decay=0.0005,
-                   nesterov=True),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
-    clip_grad=dict(max_norm=10.0))
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(optimizer=dict(momentum=0.937, weight_decay=0.0005))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,

@@ -14,13 +14,7 @@ train_pipeline = [
     dict(type='PairedPad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
     dict(type='PackMultiModalDetInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadPairedImagesFromFile'),
-    dict(type='PairedResize', scale=img_scale, keep_ratio=True),
-    dict(type='PairedPad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackMultiModalDetInputs'),
-]
+test_pipeline = {{_base_.test_pipeline}}  # same img_scale as the demo
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='LLVIPDataset', data_root=data_root,
                  ann_file='annotations/llvip_train.json',
