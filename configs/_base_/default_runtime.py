@@ -9,9 +9,12 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Checkpoints are written to a temporary file and renamed into place, so an interrupted
-    # save never leaves a truncated ``epoch_N.pth`` / ``last_checkpoint`` behind.
+    # save never leaves a truncated ``epoch_N.pth`` / ``last_checkpoint`` behind. The best
+    # checkpoint is chosen by COCO mAP (``'auto'`` would take the first metric, which with
+    # ``classwise=True`` is the first class's precision).
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3,
-                    save_best='auto', backend_args=dict(backend='atomic_local')),
+                    save_best='coco/bbox_mAP', rule='greater',
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='PairedDetVisualizationHook'))
 

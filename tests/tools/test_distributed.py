@@ -50,6 +50,7 @@ def test_two_process_training_keeps_ranks_in_sync_and_test_matches(tmp_path):
     assert len(re.findall(r'weights at iteration \d+ \(world size 2\)', log)) >= 2
 
     ckpt = work / 'epoch_2.pth'
+    assert (work / 'best_coco_bbox_mAP_epoch_2.pth').is_file(), sorted(work.iterdir())
     one = coco_metrics(run_script('dist_test.sh', config, ckpt, 1, '--work-dir',
                                   tmp_path / 'test1', cwd=tmp_path))
     two = coco_metrics(run_script('dist_test.sh', config, ckpt, 2, '--work-dir',

@@ -7,6 +7,7 @@ then uses it as it is) and :class:`CPUDistributedDataParallel` drops ``device_id
 model on the CPU.
 """
 import atexit
+import gc
 
 import torch
 import torch.distributed as torch_dist
@@ -39,7 +40,20 @@ def init_cpu_distributed(launcher: str) -> bool:
             f"--launcher {launcher} needs CUDA; on a CPU-only machine use --launcher pytorch "
             '(tools/dist_train.sh, tools/dist_test.sh)')
     torch_dist.init_process_group(backend='gloo')
-    # The group is ours to close: gloo's threads still running at interpreter exit abort the
-    # process ("terminate called without an active exception").
-    atexit.register(torch_dist.destroy_process_group)
+    atexit.register(_close_process_group)
     return True
+
+
+def _close_process_group() -> None:
+    """Close the gloo group at exit, after every rank got there and after the objects that
+    hold it are freed.
+
+    A group left open, or closed while DDP's reducer (kept alive by the Runner's reference
+    cycles) still holds it, aborts the process at interpreter exit with "terminate called
+    without an active exception".
+    """
+    if not torch_dist.is_initialized():
+        return
+    gc.collect()
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()
