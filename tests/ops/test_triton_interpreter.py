@@ -11,19 +11,42 @@ import torch
 from ops_testing import (assert_close, assert_grads_close, detached_copy, explicit_ss2d,
                          grads_of, scan_inputs, ss2d_inputs)
 from fusion_mamba.ops import selective_scan, ss2d_selective_scan
+from fusion_mamba.ops.selective_scan import triton_kernels
 
-inputs = scan_inputs(2, 4, 3, 70, groups=2)
-ours = selective_scan(**inputs, delta_softplus=True, backend='triton')
-ref_inputs = detached_copy(inputs)
-ref = selective_scan(**ref_inputs, delta_softplus=True, backend='reference')
-assert_close(ours, ref, torch.float32)
-assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
-inputs = ss2d_inputs(1, 3, 2, 3, 5)
-ours = ss2d_selective_scan(**inputs, backend='triton')
-ref_inputs = detached_copy(inputs)
-ref = explicit_ss2d(**ref_inputs)
-assert_close(ours, ref, torch.float32)
-assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
+
+def check_scan():
+    inputs = scan_inputs(2, 4, 3, 70, groups=2)
+    ours = selective_scan(**inputs, delta_softplus=True, backend='triton')
+    ref_inputs = detached_copy(inputs)
+    ref = selective_scan(**ref_inputs, delta_softplus=True, backend='reference')
+    assert_close(ours, ref, torch.float32)
+    assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
+
+
+def check_ss2d(dim, d_state, height, width):
+    inputs = ss2d_inputs(1, dim, d_state, height, width)
+    ours = ss2d_selective_scan(**inputs, backend='triton')
+    ref_inputs = detached_copy(inputs)
+    ref = explicit_ss2d(**ref_inputs)
+    assert_close(ours, ref, torch.float32)
+    assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
+
+
+def with_launch(chunk, fwd, bwd):
+    # the kernels under other launches: several chunks per column, channel blocks that
+    # differ between the passes
+    def config(d_state, per_block, length):
+        np_ = triton_kernels.triton.next_power_of_2(d_state)
+        return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd)
+    return config
+
+
+for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
+               with_launch(8, (1, 1), (2, 2))):
+    triton_kernels.launch_config = launch
+    check_scan()
+    check_ss2d(3, 2, 3, 5)
+    check_ss2d(2, 16, 5, 3)
 print('interpreter ok')
 '''
 

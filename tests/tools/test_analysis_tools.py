@@ -293,3 +293,16 @@ def test_test_sh_usage():
     proc = subprocess.run(['bash', REPO / 'tools/test.sh', 'only_a_config.py'],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and 'usage:' in proc.stderr
+
+
+def test_benchmark_scan_reads_tuned_launches(tmp_path, monkeypatch):
+    """``benchmark_scan.py --launch-config`` (tune_scan.py's JSON) replaces the default launch
+    of the d_states it lists and only those."""
+    kernels = pytest.importorskip('fusion_mamba.ops.selective_scan.triton_kernels')
+    monkeypatch.setattr(kernels, 'launch_config', kernels.default_config)
+    table = tmp_path / 'best.json'
+    table.write_text(json.dumps({'16': [16, 8, 2, 1, 8, 4]}))
+    load_module('tools/analysis_tools/benchmark_scan.py').use_launch_configs(table)
+    assert kernels.launch_config(16, 512, 6400) == kernels.LaunchConfig(16, 8, 2, 1, 8, 4)
+    assert kernels.launch_config(1, 512, 6400) == kernels.default_config(1, 512, 6400)
+    assert kernels.default_config(16, 512, 6400) != kernels.LaunchConfig(16, 8, 2, 1, 8, 4)

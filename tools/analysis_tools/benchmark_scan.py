@@ -15,11 +15,14 @@ their sum (medians of wall-clock time; the backends take turns in every repetiti
 speed-ups over the ``torch`` backend.
 
     python tools/analysis_tools/benchmark_scan.py [--dtype bf16] [--backends triton mamba_ssm]
+        [--launch-config best.json]
     python tools/analysis_tools/benchmark_scan.py --device cpu [--threads 2]
 """
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -46,7 +49,23 @@ def parse_args():
                         help='timed repetitions (default: 20 on CUDA, 5 on CPU)')
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads (torch.set_num_threads; default: torch\'s)')
+    parser.add_argument('--launch-config', help='Triton launches to use instead of the '
+                        'defaults: a JSON file written by tune_scan.py --out')
     return parser.parse_args()
+
+
+def use_launch_configs(path):
+    """Make the Triton kernels launch as ``path`` (tune_scan.py's JSON) says for its d_states."""
+    from fusion_mamba.ops.selective_scan import triton_kernels
+    table = {int(d): triton_kernels.LaunchConfig(*cfg)
+             for d, cfg in json.loads(Path(path).read_text()).items()}
+    default = triton_kernels.default_config
+
+    def launch(d_state, per_block, length):
+        return table.get(d_state) or default(d_state, per_block, length)
+
+    triton_kernels.launch_config = launch
+    print(f'Triton launches from {path}: {table}')
 
 
 def default_backends(device_type):
@@ -207,6 +226,8 @@ def bench_cpu(args):
 def main():
     args = parse_args()
     if torch.device(args.device).type == 'cuda':
+        if args.launch_config:
+            use_launch_configs(args.launch_config)
         bench_cuda(args)
     else:
         bench_cpu(args)

@@ -1,9 +1,12 @@
 """Triton selective-scan kernels (CUDA), forward and backward, for 1D scans and fused SS2D.
 
 One program owns (channel block, batch, direction). It walks the sequence chunk by chunk,
-keeping the (channels, d_state) state in registers; inside a chunk the recurrence is solved
-in parallel with ``tl.associative_scan`` over ``(a, b) -> (a1 a2, a2 b1 + b2)``. Everything is
-accumulated in float32 whatever the input dtype.
+keeping the (channels, d_state) state in registers. A chunk is a (tokens, channels, states)
+tile with the tokens first: each thread holds one (channel, state) pair for every token of
+the chunk, so ``tl.associative_scan`` over ``(a, b) -> (a1 a2, a2 b1 + b2)`` runs along the
+thread's own registers (no shuffles) and only the sums over states (the output) or over
+channels (dB, dC) cross threads. Everything is accumulated in float32 whatever the input
+dtype.
 
 Token ``t`` of direction ``k`` sits at spatial offset ``p_k(t)`` of the flattened (H, W) map:
 row-major (k=0), column-major (k=1), and both reversed (k=2, 3). A 1D scan is the case
@@ -17,6 +20,8 @@ adjoint recurrence ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` as a reverse associative
 accumulates every gradient (dA, dD, d delta_bias in registers, dB / dC across channel blocks
 and dx across directions with atomics).
 """
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
@@ -42,7 +47,7 @@ def _softplus(x):
     return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
 def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
                      Dm, L, H, W, N, Dg, G, K, n_chunks,
                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
@@ -64,47 +69,48 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
         Dv = tl.load(DS + row, mask=dm, other=0.0)
     if HAS_BIAS:
         bias = tl.load(BIAS + row, mask=dm, other=0.0)
-    x_ptr = X + b * Dm * L + d[:, None] * L
-    dt_ptr = DT + ((b * K + k) * Dm + d[:, None]) * L
-    bc_off = (b * K * G + grp) * N * L + n[:, None] * L
-    y_ptr = Y + b * Dm * L + d[:, None] * L
+    # (T, BD) tiles of x / delta / y, (T, NP) tiles of B / C, (T, BD, NP) scan tensors
+    x_ptr = X + b * Dm * L + d[None, :] * L
+    dt_ptr = DT + ((b * K + k) * Dm + d[None, :]) * L
+    bc_off = (b * K * G + grp) * N * L + n[None, :] * L
+    y_ptr = Y + b * Dm * L + d[None, :] * L
     hs_ptr = HS + (((b * K + k) * Dm + d[:, None]) * n_chunks) * NP + n[None, :]
-    first = (j == 0)[None, None, :]
-    last = (j == T - 1)[None, None, :]
+    first = (j == 0)[:, None, None]
+    last = (j == T - 1)[:, None, None]
     h = tl.zeros((BD, NP), dtype=tl.float32)
     for c in range(n_chunks):
         t = c * T + j
         tm = t < L
-        p = _token_offsets(t, L, H, W, k)
-        m2 = dm[:, None] & tm[None, :]
-        mnt = nm[:, None] & tm[None, :]
+        p = _token_offsets(t, L, H, W, k)[:, None]
+        m2 = tm[:, None] & dm[None, :]
+        mnt = tm[:, None] & nm[None, :]
         tl.store(hs_ptr + c * NP, h, mask=dm[:, None])
-        u = tl.load(x_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
-        dt = tl.load(dt_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
+        u = tl.load(x_ptr + p, mask=m2, other=0.0).to(tl.float32)
+        dt = tl.load(dt_ptr + p, mask=m2, other=0.0).to(tl.float32)
         if HAS_BIAS:
-            dt += bias[:, None]
+            dt += bias[None, :]
         if SOFTPLUS:
             dt = _softplus(dt)
         dt = tl.where(m2, dt, 0.0)
-        Bt = tl.load(BM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
-        Ct = tl.load(CM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
-        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
-        drive = (dt * u)[:, None, :] * Bt[None, :, :]
-        drive = tl.where(first, drive + a * h[:, :, None], drive)
-        _, hh = tl.associative_scan((a, drive), 2, _combine)
-        y = tl.sum(hh * Ct[None, :, :], axis=1)
+        Bt = tl.load(BM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
+        Ct = tl.load(CM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
+        a = tl.exp2(dt[:, :, None] * A2[None, :, :])
+        drive = (dt * u)[:, :, None] * Bt[:, None, :]
+        drive = tl.where(first, drive + a * h[None, :, :], drive)
+        _, hh = tl.associative_scan((a, drive), 0, _combine)
+        y = tl.sum(hh * Ct[:, None, :], axis=2)
         if HAS_D:
-            y += Dv[:, None] * u
+            y += Dv[None, :] * u
         if ATOMIC:
-            tl.atomic_add(y_ptr + p[None, :], y, mask=m2, sem='relaxed')
+            tl.atomic_add(y_ptr + p, y, mask=m2, sem='relaxed')
         else:
-            tl.store(y_ptr + p[None, :], y, mask=m2)
-        h = tl.sum(tl.where(last, hh, 0.0), axis=2)
+            tl.store(y_ptr + p, y, mask=m2)
+        h = tl.sum(tl.where(last, hh, 0.0), axis=0)
     if STORE_LAST:
         tl.store(LAST + (b * Dm + d[:, None]) * N + n[None, :], h, mask=mdn)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
 def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
                      DX, DDT, DA, DBM, DCM, DDS, DBIAS,
                      Dm, L, H, W, N, Dg, G, K, n_chunks,
@@ -127,15 +133,15 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
         Dv = tl.load(DS + row, mask=dm, other=0.0)
     if HAS_BIAS:
         bias = tl.load(BIAS + row, mask=dm, other=0.0)
-    x_ptr = X + b * Dm * L + d[:, None] * L
-    dx_ptr = DX + b * Dm * L + d[:, None] * L
-    dy_ptr = DY + b * Dm * L + d[:, None] * L
-    dt_ptr = DT + ((b * K + k) * Dm + d[:, None]) * L
-    ddt_ptr = DDT + ((b * K + k) * Dm + d[:, None]) * L
-    bc_off = (b * K * G + grp) * N * L + n[:, None] * L
+    x_ptr = X + b * Dm * L + d[None, :] * L
+    dx_ptr = DX + b * Dm * L + d[None, :] * L
+    dy_ptr = DY + b * Dm * L + d[None, :] * L
+    dt_ptr = DT + ((b * K + k) * Dm + d[None, :]) * L
+    ddt_ptr = DDT + ((b * K + k) * Dm + d[None, :]) * L
+    bc_off = (b * K * G + grp) * N * L + n[None, :] * L
     hs_ptr = HS + (((b * K + k) * Dm + d[:, None]) * n_chunks) * NP + n[None, :]
-    first = (j == 0)[None, None, :]
-    last = (j == T - 1)[None, None, :]
+    first = (j == 0)[:, None, None]
+    last = (j == T - 1)[:, None, None]
     g_next = tl.zeros((BD, NP), dtype=tl.float32)  # dL/dh at the next chunk's first token
     dA_acc = tl.zeros((BD, NP), dtype=tl.float32)
     dD_acc = tl.zeros((BD, ), dtype=tl.float32)
@@ -145,18 +151,18 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
         t = c * T + j
         tm = t < L
         tnm = (t + 1) < L
-        p = _token_offsets(t, L, H, W, k)
-        pn = _token_offsets(t + 1, L, H, W, k)
-        m2 = dm[:, None] & tm[None, :]
-        mn2 = dm[:, None] & tnm[None, :]
-        mnt = nm[:, None] & tm[None, :]
-        u = tl.load(x_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
-        dy = tl.load(dy_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
-        pre = tl.load(dt_ptr + p[None, :], mask=m2, other=0.0).to(tl.float32)
-        pre_n = tl.load(dt_ptr + pn[None, :], mask=mn2, other=0.0).to(tl.float32)
+        p = _token_offsets(t, L, H, W, k)[:, None]
+        pn = _token_offsets(t + 1, L, H, W, k)[:, None]
+        m2 = tm[:, None] & dm[None, :]
+        mn2 = tnm[:, None] & dm[None, :]
+        mnt = tm[:, None] & nm[None, :]
+        u = tl.load(x_ptr + p, mask=m2, other=0.0).to(tl.float32)
+        dy = tl.load(dy_ptr + p, mask=m2, other=0.0).to(tl.float32)
+        pre = tl.load(dt_ptr + p, mask=m2, other=0.0).to(tl.float32)
+        pre_n = tl.load(dt_ptr + pn, mask=mn2, other=0.0).to(tl.float32)
         if HAS_BIAS:
-            pre += bias[:, None]
-            pre_n += bias[:, None]
+            pre += bias[None, :]
+            pre_n += bias[None, :]
         if SOFTPLUS:
             dt = _softplus(pre)
             dt_n = _softplus(pre_n)
@@ -165,42 +171,42 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
             dt_n = pre_n
         dt = tl.where(m2, dt, 0.0)
         dt_n = tl.where(mn2, dt_n, 0.0)
-        Bt = tl.load(BM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
-        Ct = tl.load(CM + bc_off + p[None, :], mask=mnt, other=0.0).to(tl.float32)
+        Bt = tl.load(BM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
+        Ct = tl.load(CM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
         # recompute the chunk's states from the saved start state
-        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
+        a = tl.exp2(dt[:, :, None] * A2[None, :, :])
         du_dt = dt * u
-        drive = du_dt[:, None, :] * Bt[None, :, :]
+        drive = du_dt[:, :, None] * Bt[:, None, :]
         h0 = tl.load(hs_ptr + c * NP, mask=dm[:, None], other=0.0)
-        _, hh = tl.associative_scan((a, tl.where(first, drive + a * h0[:, :, None], drive)), 2,
+        _, hh = tl.associative_scan((a, tl.where(first, drive + a * h0[None, :, :], drive)), 0,
                                     _combine)
         # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}
-        a_n = tl.exp2(dt_n[:, None, :] * A2[:, :, None])
-        src = dy[:, None, :] * Ct[None, :, :]
-        src = tl.where(last, src + a_n * g_next[:, :, None], src)
-        _, g = tl.associative_scan((a_n, src), 2, _combine, reverse=True)
-        g_next = tl.sum(tl.where(first, g, 0.0), axis=2)
+        a_n = tl.exp2(dt_n[:, :, None] * A2[None, :, :])
+        src = dy[:, :, None] * Ct[:, None, :]
+        src = tl.where(last, src + a_n * g_next[None, :, :], src)
+        _, g = tl.associative_scan((a_n, src), 0, _combine, reverse=True)
+        g_next = tl.sum(tl.where(first, g, 0.0), axis=0)
         grad_pre = g * (hh - drive)  # dL/d(dt A) = g_t * a_t * h_{t-1}
-        dA_acc += tl.sum(grad_pre * dt[:, None, :], axis=2)
-        gb = tl.sum(g * Bt[None, :, :], axis=1)
-        ddt = tl.sum(grad_pre * A2[:, :, None], axis=1) * LN2 + u * gb
+        dA_acc += tl.sum(grad_pre * dt[:, :, None], axis=0)
+        gb = tl.sum(g * Bt[:, None, :], axis=2)
+        ddt = tl.sum(grad_pre * A2[None, :, :], axis=2) * LN2 + u * gb
         du = dt * gb
         if HAS_D:
-            du += Dv[:, None] * dy
-            dD_acc += tl.sum(dy * u, axis=1)
+            du += Dv[None, :] * dy
+            dD_acc += tl.sum(dy * u, axis=0)
         if SOFTPLUS:
             ddt = ddt * tl.sigmoid(pre)
         ddt = tl.where(m2, ddt, 0.0)
-        dbias_acc += tl.sum(ddt, axis=1)
-        tl.store(ddt_ptr + p[None, :], ddt, mask=m2)
+        dbias_acc += tl.sum(ddt, axis=0)
+        tl.store(ddt_ptr + p, ddt, mask=m2)
         if ATOMIC:
-            tl.atomic_add(dx_ptr + p[None, :], du, mask=m2, sem='relaxed')
+            tl.atomic_add(dx_ptr + p, du, mask=m2, sem='relaxed')
         else:
-            tl.store(dx_ptr + p[None, :], du, mask=m2)
-        dC = tl.sum(dy[:, None, :] * hh, axis=0)
-        dB = tl.sum(g * du_dt[:, None, :], axis=0)
-        tl.atomic_add(DCM + bc_off + p[None, :], dC, mask=mnt, sem='relaxed')
-        tl.atomic_add(DBM + bc_off + p[None, :], dB, mask=mnt, sem='relaxed')
+            tl.store(dx_ptr + p, du, mask=m2)
+        dC = tl.sum(dy[:, :, None] * hh, axis=1)
+        dB = tl.sum(g * du_dt[:, :, None], axis=1)
+        tl.atomic_add(DCM + bc_off + p, dC, mask=mnt, sem='relaxed')
+        tl.atomic_add(DBM + bc_off + p, dB, mask=mnt, sem='relaxed')
     tl.atomic_add(DA + row[:, None] * N + n[None, :], dA_acc, mask=mdn, sem='relaxed')
     if HAS_D:
         tl.atomic_add(DDS + row, dD_acc, mask=dm, sem='relaxed')
@@ -208,19 +214,44 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
         tl.atomic_add(DBIAS + row, dbias_acc, mask=dm, sem='relaxed')
 
 
-def _config(d_state, per_block, length):
-    """(padded d_state, channel block, chunk length, warps) of a launch.
+class LaunchConfig(NamedTuple):
+    """How the kernels are launched: d_state padded to a power of two, chunk length (shared by both passes: the
+    backward restarts from the states saved at chunk starts), and the channel block and warps
+    of the forward and of the backward program."""
+    padded_states: int
+    chunk: int
+    fwd_block: int
+    fwd_warps: int
+    bwd_block: int
+    bwd_warps: int
 
-    About 2048 scan elements per program, 4 channels by preference, the chunk as long as
-    that allows (512 tokens for d_state 1, 32 for 16; measured best on an H100 at the SS2D
-    shapes of FM-YOLOv8-l). The channel block must divide ``per_block`` (the channels that
-    share one B / C group)."""
+
+def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
+    """The launch of a scan with ``d_state`` states, ``per_block`` channels per B / C group
+    (every channel block must lie in one group) and sequence length ``length``.
+
+    Each thread owns one (channel, state) pair and the whole chunk of it, so the chunk length
+    sets the registers a thread needs; the values come from
+    ``tools/analysis_tools/tune_scan.py`` at the SS2D shapes of FM-YOLOv8-l (README)."""
     np_ = triton.next_power_of_2(d_state)
-    chunk = max(16, min(512, 512 // np_, triton.next_power_of_2(length)))
-    bd = max(1, min(64, 2048 // (np_ * chunk)))
-    while per_block % bd:
-        bd //= 2
-    return np_, bd, chunk, 2 if np_ >= 8 else 4
+    if np_ >= 8:
+        chunk, fwd, bwd = 16, (4, 2), (4, 2)
+    else:
+        chunk, fwd, bwd = 16, (64, 2), (64, 2)
+    chunk = min(chunk, max(8, triton.next_power_of_2(length)))
+    fwd_block, bwd_block = (_divisor_block(block, per_block) for block in (fwd[0], bwd[0]))
+    return LaunchConfig(np_, chunk, fwd_block, fwd[1], bwd_block, bwd[1])
+
+
+def _divisor_block(block: int, per_block: int) -> int:
+    """The largest power of two <= ``block`` that divides ``per_block``."""
+    while per_block % block:
+        block //= 2
+    return block
+
+
+# Tuning tools replace this to time other launches (tools/analysis_tools/tune_scan.py).
+launch_config = default_config
 
 
 class TritonScan(torch.autograd.Function):
@@ -239,23 +270,25 @@ class TritonScan(torch.autograd.Function):
         k_dirs = delta.shape[1]
         groups = Bm.shape[1] // k_dirs
         d_state = A.shape[1]
-        np_, bd, chunk, warps = _config(d_state, dm // groups, length)
-        n_chunks = triton.cdiv(length, chunk)
+        cfg = launch_config(d_state, dm // groups, length)
+        n_chunks = triton.cdiv(length, cfg.chunk)
         atomic = k_dirs > 1
         y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
             else torch.empty_like(x)
-        hs = torch.empty(batch, k_dirs, dm, n_chunks, np_, device=x.device, dtype=torch.float32)
+        hs = torch.empty(batch, k_dirs, dm, n_chunks, cfg.padded_states, device=x.device,
+                         dtype=torch.float32)
         last = torch.empty(batch, dm, d_state, device=x.device, dtype=torch.float32) \
             if store_last else None
-        grid = (triton.cdiv(dm, bd), batch, k_dirs)
+        grid = (triton.cdiv(dm, cfg.fwd_block), batch, k_dirs)
         _scan_fwd_kernel[grid](
             x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
             y, hs, last if last is not None else hs,
             dm, length, hw[0], hw[1], d_state, dm // groups, groups, k_dirs, n_chunks,
             HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
-            STORE_LAST=store_last, NP=np_, BD=bd, T=chunk, num_warps=warps)
+            STORE_LAST=store_last, NP=cfg.padded_states, BD=cfg.fwd_block, T=cfg.chunk,
+            num_warps=cfg.fwd_warps)
         ctx.save_for_backward(x, delta, A, Bm, Cm, Ds, bias, hs)
-        ctx.meta = (softplus, hw, groups, (np_, bd, chunk, warps))
+        ctx.meta = (softplus, hw, groups, cfg)
         if last is not None:
             ctx.mark_non_differentiable(last)
         return y.to(x.dtype), last
@@ -263,7 +296,7 @@ class TritonScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y, _grad_last):
         x, delta, A, Bm, Cm, Ds, bias, hs = ctx.saved_tensors
-        softplus, hw, groups, (np_, bd, chunk, warps) = ctx.meta
+        softplus, hw, groups, cfg = ctx.meta
         batch, dm, length = x.shape
         k_dirs = delta.shape[1]
         atomic = k_dirs > 1
@@ -275,7 +308,7 @@ class TritonScan(torch.autograd.Function):
         dC = torch.zeros(Cm.shape, **f32)
         dD = torch.zeros(Ds.shape, **f32) if Ds is not None else None
         dbias = torch.zeros(bias.shape, **f32) if bias is not None else None
-        grid = (triton.cdiv(dm, bd), batch, k_dirs)
+        grid = (triton.cdiv(dm, cfg.bwd_block), batch, k_dirs)
         _scan_bwd_kernel[grid](
             x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
             hs, grad_y.contiguous(),
@@ -283,7 +316,7 @@ class TritonScan(torch.autograd.Function):
             dbias if dbias is not None else dA,
             dm, length, hw[0], hw[1], A.shape[1], dm // groups, groups, k_dirs, hs.shape[3],
             HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
-            NP=np_, BD=bd, T=chunk, num_warps=warps)
+            NP=cfg.padded_states, BD=cfg.bwd_block, T=cfg.chunk, num_warps=cfg.bwd_warps)
         return (dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype), dC.to(Cm.dtype), dD, dbias,
                 None, None, None)
 
