@@ -9,9 +9,14 @@ writes the winners as JSON that ``benchmark_scan.py --launch-config`` reads (the
 ``fusion_mamba/ops/selective_scan/triton_kernels.py`` came from this script).
 
     python tools/analysis_tools/tune_scan.py [--dtype bf16] [--d-states 16 1] [--out best.json]
+        [--compile-workers 8]
+
+Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
+parallel processes first (into Triton's on-disk cache, which the timing run then reads).
 """
 import argparse
 import json
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -23,13 +28,18 @@ from benchmark_scan import DTYPES, LEVELS, cuda_time, ss2d_inputs  # noqa: E402
 from fusion_mamba.ops import ss2d_selective_scan  # noqa: E402
 from fusion_mamba.ops.selective_scan import triton_kernels  # noqa: E402
 
-# (chunk, channel block, warps) tried for each pass, by padded d_state: one thread per
-# (channel, state) pair and chunk lengths whose registers fit without spilling (sm_90)
+# {chunk: (channel block, warps) launches} tried for each pass, by padded d_state; only
+# launches whose registers fit without spilling (ptxas for sm_90). Tokens go to the
+# threads' registers first, then to warps when the channels x states do not fill them.
 CANDIDATES = {
-    'many_states': dict(chunks=(8, 16, 32), launches=((2, 1), (4, 2), (8, 4), (16, 8))),
-    'few_states': dict(chunks=(8, 16), launches=((32, 1), (64, 2), (128, 4))),
+    'many_states': {16: ((1, 1), (2, 1), (2, 2), (2, 4), (4, 2), (8, 4)),
+                    32: ((1, 1), (2, 2), (2, 4), (4, 4)),
+                    64: ((2, 4), )},
+    'few_states': {8: ((32, 1), ),
+                   16: ((4, 4), (8, 4), (8, 8), (16, 2), (32, 1)),
+                   64: ((4, 4), (8, 4), (8, 8)),
+                   256: ((4, 4), (4, 8))},
 }
-
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Tune the Triton scan launch configuration.')
@@ -38,7 +48,43 @@ def parse_args():
     parser.add_argument('--d-states', type=int, nargs='+', default=[16, 1])
     parser.add_argument('--reps', type=int, default=10)
     parser.add_argument('--out', help='write the best launches here (JSON)')
+    parser.add_argument('--compile-workers', type=int, default=0,
+                        help='processes that compile the candidates before timing (0: none)')
     return parser.parse_args()
+
+
+def candidates(d_state):
+    """Every (pass, LaunchConfig) to time for ``d_state``; the pass not timed keeps the
+    chunk's first launch."""
+    states = triton_kernels.triton.next_power_of_2(d_state)
+    space = CANDIDATES['many_states' if states >= 8 else 'few_states']
+    for chunk, launches in space.items():
+        anchor = launches[0]
+        for backward in (False, True):
+            for launch in launches:
+                fwd, bwd = (anchor, launch) if backward else (launch, anchor)
+                yield backward, triton_kernels.LaunchConfig(states, chunk, *fwd, *bwd)
+
+
+def compile_candidates(job):
+    """Worker: run each candidate once on a small map of the benchmark's width (same kernel
+    specialisation as the timed shapes), filling Triton's cache."""
+    dtype, batch, d_state, configs = job
+    _, dim, _, _ = LEVELS[0]
+    inputs = ss2d_inputs(batch, dim, d_state, 8, 8, DTYPES[dtype], torch.device('cuda'))
+    for config in configs:
+        triton_kernels.launch_config = fixed_launch(config)
+        ss2d_selective_scan(**inputs, backend='triton').sum().backward()
+    torch.cuda.synchronize()
+    return len(configs)
+
+
+def precompile(args):
+    jobs = [(args.dtype, args.batch, d, [config]) for d in args.d_states
+            for _, config in candidates(d)]
+    with multiprocessing.get_context('spawn').Pool(args.compile_workers) as pool:
+        done = sum(pool.imap_unordered(compile_candidates, jobs))
+    print(f'compiled {done} candidate launches in {args.compile_workers} processes', flush=True)
 
 
 def fixed_launch(config):
@@ -66,8 +112,6 @@ def time_pass(levels, config, backward, reps):
 def tune(d_state, args):
     """Time every candidate of ``d_state``; return the best :class:`LaunchConfig`."""
     device, dtype = torch.device('cuda'), DTYPES[args.dtype]
-    states = triton_kernels.triton.next_power_of_2(d_state)
-    space = CANDIDATES['many_states' if states >= 8 else 'few_states']
     levels = []
     for _, dim, height, width in LEVELS:
         inputs = ss2d_inputs(args.batch, dim, d_state, height, width, dtype, device)
@@ -75,23 +119,21 @@ def tune(d_state, args):
                                            dtype=dtype)))
     print(f'd_state {d_state}: ms summed over {", ".join(level[0] for level in LEVELS)}')
     print(f'{"chunk":>5} {"pass":4} {"block":>5} {"warps":>5} {"ms":>8}')
-    anchor = space['launches'][1]  # the other pass's launch while one pass is timed
+    times = {}
+    for backward, config in candidates(d_state):
+        times[backward, config] = time_pass(levels, config, backward, args.reps)
+        block, warps = config[4:] if backward else config[2:4]
+        print(f'{config.chunk:5d} {"bwd" if backward else "fwd":4} {block:5d} {warps:5d} '
+              f'{times[backward, config]:8.3f}', flush=True)
     best = None
-    for chunk in space['chunks']:
-        winners = []
-        for backward in (False, True):
-            times = {}
-            for launch in space['launches']:
-                fwd, bwd = (anchor, launch) if backward else (launch, anchor)
-                config = triton_kernels.LaunchConfig(states, chunk, *fwd, *bwd)
-                times[launch] = time_pass(levels, config, backward, args.reps)
-                print(f'{chunk:5d} {"bwd" if backward else "fwd":4} {launch[0]:5d} '
-                      f'{launch[1]:5d} {times[launch]:8.3f}', flush=True)
-            winners.append(min(times.items(), key=lambda item: item[1]))
+    for chunk in sorted({config.chunk for _, config in times}):
+        winners = [min(((config, ms) for (bwd, config), ms in times.items()
+                        if bwd == backward and config.chunk == chunk), key=lambda item: item[1])
+                   for backward in (False, True)]
         total = winners[0][1] + winners[1][1]
         if best is None or total < best[0]:
-            best = (total, triton_kernels.LaunchConfig(states, chunk, *winners[0][0],
-                                                       *winners[1][0]))
+            best = (total, winners[0][0]._replace(bwd_block=winners[1][0].bwd_block,
+                                                  bwd_warps=winners[1][0].bwd_warps))
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
     default_ms = (time_pass(levels, default, False, args.reps)
@@ -105,6 +147,8 @@ def main():
     args = parse_args()
     print(f'device: {torch.cuda.get_device_name()}; torch {torch.__version__}; '
           f'triton {triton_kernels.triton.__version__}; dtype {args.dtype}; batch {args.batch}')
+    if args.compile_workers:
+        precompile(args)
     best = {str(d): list(tune(d, args)) for d in args.d_states}
     if args.out:
         Path(args.out).write_text(json.dumps(best, indent=1))

@@ -2,10 +2,12 @@
 
 One program owns (channel block, batch, direction). It walks the sequence chunk by chunk,
 keeping the (channels, d_state) state in registers. A chunk is a (tokens, channels, states)
-tile with the tokens first: each thread holds one (channel, state) pair for every token of
-the chunk, so ``tl.associative_scan`` over ``(a, b) -> (a1 a2, a2 b1 + b2)`` runs along the
-thread's own registers (no shuffles) and only the sums over states (the output) or over
-channels (dB, dC) cross threads. Everything is accumulated in float32 whatever the input
+tile with the tokens first, so Triton lays the channels x states over the threads and the
+tokens in each thread's registers: ``tl.associative_scan`` over
+``(a, b) -> (a1 a2, a2 b1 + b2)`` then runs sequentially in registers (no shuffles) and only
+the sums over states (the output) or over channels (dB, dC) cross threads. When the
+channels x states do not fill the threads (d_state 1), the remaining lanes and warps split
+the tokens and the scan finishes across them. Everything is accumulated in float32 whatever the input
 dtype.
 
 Token ``t`` of direction ``k`` sits at spatial offset ``p_k(t)`` of the flattened (H, W) map:
@@ -230,14 +232,17 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     """The launch of a scan with ``d_state`` states, ``per_block`` channels per B / C group
     (every channel block must lie in one group) and sequence length ``length``.
 
-    Each thread owns one (channel, state) pair and the whole chunk of it, so the chunk length
-    sets the registers a thread needs; the values come from
-    ``tools/analysis_tools/tune_scan.py`` at the SS2D shapes of FM-YOLOv8-l (README)."""
+    With d_state 16 a warp holds 2 channels x 16 states and each thread the whole 16-token
+    chunk of its pair; the backward is fastest with one warp per program (no cross-warp sums
+    for dB / dC). With d_state 1 the channels x states cannot fill the threads, so the chunk
+    is long (256 tokens) and spread over lanes and warps as well. Measured with
+    ``tools/analysis_tools/tune_scan.py`` on an H200 at the SS2D shapes of FM-YOLOv8-l
+    (README); other GPUs can use their own table through ``launch_config``."""
     np_ = triton.next_power_of_2(d_state)
     if np_ >= 8:
-        chunk, fwd, bwd = 16, (4, 2), (4, 2)
+        chunk, fwd, bwd = 16, (8, 4), (2, 1)
     else:
-        chunk, fwd, bwd = 16, (64, 2), (64, 2)
+        chunk, fwd, bwd = 256, (4, 8), (4, 4)
     chunk = min(chunk, max(8, triton.next_power_of_2(length)))
     fwd_block, bwd_block = (_divisor_block(block, per_block) for block in (fwd[0], bwd[0]))
     return LaunchConfig(np_, chunk, fwd_block, fwd[1], bwd_block, bwd[1])
