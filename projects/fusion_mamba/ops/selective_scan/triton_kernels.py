@@ -49,12 +49,13 @@ def _softplus(x):
     return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
 
 
-@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
-def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
-                     Dm, L, H, W, N, Dg, G, K, n_chunks,
-                     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                     ATOMIC: tl.constexpr, STORE_LAST: tl.constexpr,
-                     NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
+@triton.jit
+def _program_channels(A, DS, BIAS, Dm, N, Dg, G,
+                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                      NP: tl.constexpr, BD: tl.constexpr):
+    """What one program owns: batch b, direction k, channels d (BD,) and states n (NP,) with
+    their masks, the B / C group, and the channels' parameters (A * log2(e) (BD, NP), D and
+    delta_bias (BD,); zeros when absent)."""
     pid_d = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
     k = tl.program_id(2)
@@ -62,15 +63,41 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
     dm = d < Dm
     n = tl.arange(0, NP)
     nm = n < N
-    j = tl.arange(0, T)
     grp = k * G + (pid_d * BD) // Dg
     row = k * Dm + d
     mdn = dm[:, None] & nm[None, :]
     A2 = tl.load(A + row[:, None] * N + n[None, :], mask=mdn, other=0.0) * LOG2E
+    Dv = tl.zeros((BD, ), dtype=tl.float32)
+    bias = tl.zeros((BD, ), dtype=tl.float32)
     if HAS_D:
         Dv = tl.load(DS + row, mask=dm, other=0.0)
     if HAS_BIAS:
         bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    return b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias
+
+
+@triton.jit
+def _load_step(dt_ptr, p, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """The (T, BD) tile of delta at offsets ``p``: (pre-activation with delta_bias, step);
+    the step is 0 outside ``mask``."""
+    pre = tl.load(dt_ptr + p, mask=mask, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        pre += bias[None, :]
+    dt = pre
+    if SOFTPLUS:
+        dt = _softplus(pre)
+    return pre, tl.where(mask, dt, 0.0)
+
+
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
+def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
+                     Dm, L, H, W, N, Dg, G, K, n_chunks,
+                     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                     ATOMIC: tl.constexpr, STORE_LAST: tl.constexpr,
+                     NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
+    b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias = _program_channels(
+        A, DS, BIAS, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
+    j = tl.arange(0, T)
     # (T, BD) tiles of x / delta / y, (T, NP) tiles of B / C, (T, BD, NP) scan tensors
     x_ptr = X + b * Dm * L + d[None, :] * L
     dt_ptr = DT + ((b * K + k) * Dm + d[None, :]) * L
@@ -88,12 +115,7 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
         mnt = tm[:, None] & nm[None, :]
         tl.store(hs_ptr + c * NP, h, mask=dm[:, None])
         u = tl.load(x_ptr + p, mask=m2, other=0.0).to(tl.float32)
-        dt = tl.load(dt_ptr + p, mask=m2, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            dt += bias[None, :]
-        if SOFTPLUS:
-            dt = _softplus(dt)
-        dt = tl.where(m2, dt, 0.0)
+        _, dt = _load_step(dt_ptr, p, m2, bias, HAS_BIAS, SOFTPLUS)
         Bt = tl.load(BM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
         Ct = tl.load(CM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
         a = tl.exp2(dt[:, :, None] * A2[None, :, :])
@@ -119,22 +141,9 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                      ATOMIC: tl.constexpr,
                      NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
-    pid_d = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2)
-    d = pid_d * BD + tl.arange(0, BD)
-    dm = d < Dm
-    n = tl.arange(0, NP)
-    nm = n < N
+    b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias = _program_channels(
+        A, DS, BIAS, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
     j = tl.arange(0, T)
-    grp = k * G + (pid_d * BD) // Dg
-    row = k * Dm + d
-    mdn = dm[:, None] & nm[None, :]
-    A2 = tl.load(A + row[:, None] * N + n[None, :], mask=mdn, other=0.0) * LOG2E
-    if HAS_D:
-        Dv = tl.load(DS + row, mask=dm, other=0.0)
-    if HAS_BIAS:
-        bias = tl.load(BIAS + row, mask=dm, other=0.0)
     x_ptr = X + b * Dm * L + d[None, :] * L
     dx_ptr = DX + b * Dm * L + d[None, :] * L
     dy_ptr = DY + b * Dm * L + d[None, :] * L
@@ -160,19 +169,8 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
         mnt = tm[:, None] & nm[None, :]
         u = tl.load(x_ptr + p, mask=m2, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + p, mask=m2, other=0.0).to(tl.float32)
-        pre = tl.load(dt_ptr + p, mask=m2, other=0.0).to(tl.float32)
-        pre_n = tl.load(dt_ptr + pn, mask=mn2, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            pre += bias[None, :]
-            pre_n += bias[None, :]
-        if SOFTPLUS:
-            dt = _softplus(pre)
-            dt_n = _softplus(pre_n)
-        else:
-            dt = pre
-            dt_n = pre_n
-        dt = tl.where(m2, dt, 0.0)
-        dt_n = tl.where(mn2, dt_n, 0.0)
+        pre, dt = _load_step(dt_ptr, p, m2, bias, HAS_BIAS, SOFTPLUS)
+        _, dt_n = _load_step(dt_ptr, pn, mn2, bias, HAS_BIAS, SOFTPLUS)
         Bt = tl.load(BM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
         Ct = tl.load(CM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
         # recompute the chunk's states from the saved start state
