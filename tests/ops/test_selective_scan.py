@@ -63,13 +63,18 @@ def test_last_state_and_minimal_arguments():
     assert_close(states[..., -1], last_ref, torch.float32)
 
 
-@pytest.mark.parametrize('shape', [(2, 3, 1, 45, None), (1, 4, 16, 33, 2)], ids=str)
-def test_states_match_reference(shape):
+@pytest.mark.parametrize('backend', ['torch', 'cpp', 'auto'])
+@pytest.mark.parametrize('shape', [(2, 3, 1, 45, None), (1, 4, 1, 300, 2), (1, 4, 16, 33, 2)],
+                         ids=str)
+def test_states_match_reference(shape, backend):
+    """N > 1: the chunked torch states; N == 1: the backend's own scan with C = 1."""
+    if backend not in available_backends() + ['auto']:
+        pytest.skip(f'backend {backend!r} is not available here')
     batch, dim, d_state, length, groups = shape
     full = scan_inputs(batch, dim, d_state, length, groups, extras=False)
     inputs = dict(u=full['u'], delta=full['delta'], A=full['A'], B=full['B'])
     bias = torch.randn(dim).requires_grad_()
-    h = selective_scan_states(**inputs, delta_bias=bias, delta_softplus=True, backend='torch')
+    h = selective_scan_states(**inputs, delta_bias=bias, delta_softplus=True, backend=backend)
     expected_shape = (batch, dim, length) if d_state == 1 else (batch, dim, d_state, length)
     assert h.shape == expected_shape
     ref_inputs = detached_copy(dict(inputs, delta_bias=bias))

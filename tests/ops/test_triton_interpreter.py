@@ -10,7 +10,7 @@ SCRIPT = r'''
 import torch
 from ops_testing import (assert_close, assert_grads_close, detached_copy, explicit_ss2d,
                          grads_of, scan_inputs, ss2d_inputs)
-from fusion_mamba.ops import selective_scan, ss2d_selective_scan
+from fusion_mamba.ops import selective_scan, selective_scan_states, ss2d_selective_scan
 from fusion_mamba.ops.selective_scan import triton_kernels
 
 
@@ -19,6 +19,16 @@ def check_scan():
     ours = selective_scan(**inputs, delta_softplus=True, backend='triton')
     ref_inputs = detached_copy(inputs)
     ref = selective_scan(**ref_inputs, delta_softplus=True, backend='reference')
+    assert_close(ours, ref, torch.float32)
+    assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
+
+
+def check_states():
+    full = scan_inputs(2, 4, 1, 70, groups=2, extras=False)
+    inputs = {k: full[k] for k in ('u', 'delta', 'A', 'B')}
+    ours = selective_scan_states(**inputs, delta_softplus=True, backend='triton')
+    ref_inputs = detached_copy(inputs)
+    ref = selective_scan_states(**ref_inputs, delta_softplus=True, backend='reference')
     assert_close(ours, ref, torch.float32)
     assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
 
@@ -45,6 +55,7 @@ for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
                with_launch(8, (1, 1), (2, 2))):
     triton_kernels.launch_config = launch
     check_scan()
+    check_states()
     check_ss2d(3, 2, 3, 5)
     check_ss2d(2, 16, 5, 3)
 print('interpreter ok')

@@ -1,4 +1,6 @@
 """Public selective-scan entry points: check the inputs, pick a backend, call it."""
+import torch
+
 from .backends import get_backend, resolve_backend
 from .common import check_scan_inputs
 
@@ -36,13 +38,24 @@ def selective_scan_states(u, delta, A, B, delta_bias=None, delta_softplus=False,
     """All hidden states of the scan (what Spatial-Mamba's state fusion works on).
 
     Arguments as :func:`selective_scan` (no C, D, z). Returns h in u's dtype, differentiable:
-    (B, D, L) when N == 1, else (B, D, N, L). 'triton', 'cpp' and 'auto' run the chunked
-    torch implementation on the input's device; 'mamba_ssm' does not expose states.
+    (B, D, L) when N == 1, else (B, D, N, L).
+
+    With one state per channel (N == 1) the states are the output of the scan with C = 1 and
+    no D, so every backend's scan kernel computes them ('auto' is then the fused kernel of the
+    device: 'triton' on CUDA, 'cpp' on CPU). For N > 1 'reference' and 'torch' return them
+    ('triton', 'cpp' and 'auto' run the chunked torch implementation on the input's device);
+    'mamba_ssm' cannot return them.
     """
     check_scan_inputs(u, delta, A, B, None, None, None, delta_bias)
     name = resolve_backend(backend, u.device)
+    if A.shape[1] == 1 and name not in _STATE_BACKENDS:
+        ones = torch.ones_like(B)  # C = 1: y_t = h_t (a constant, no gradient)
+        h, _ = get_backend(name).selective_scan(u, delta, A, B, ones, None, None, delta_bias,
+                                                delta_softplus, False)
+        return h.to(u.dtype)
     if name == 'mamba_ssm':
-        raise ValueError("backend 'mamba_ssm' cannot return hidden states; use 'torch' or 'auto'")
+        raise ValueError("backend 'mamba_ssm' returns hidden states only for d_state 1; use "
+                         "'torch' or 'auto'")
     impl = get_backend(name if name in _STATE_BACKENDS else 'torch')
     h = impl.selective_scan_states(u, delta, A, B, delta_bias, delta_softplus).to(u.dtype)
     return h.squeeze(2) if A.shape[1] == 1 else h
