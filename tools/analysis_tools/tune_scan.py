@@ -41,6 +41,7 @@ CANDIDATES = {
                    256: ((4, 4), (4, 8))},
 }
 
+
 def parse_args():
     parser = argparse.ArgumentParser(description='Tune the Triton scan launch configuration.')
     parser.add_argument('--dtype', choices=DTYPES, default='bf16')

@@ -7,8 +7,8 @@ tokens in each thread's registers: ``tl.associative_scan`` over
 ``(a, b) -> (a1 a2, a2 b1 + b2)`` then runs sequentially in registers (no shuffles) and only
 the sums over states (the output) or over channels (dB, dC) cross threads. When the
 channels x states do not fill the threads (d_state 1), the remaining lanes and warps split
-the tokens and the scan finishes across them. Everything is accumulated in float32 whatever the input
-dtype.
+the tokens and the scan finishes across them. Everything is accumulated in float32 whatever
+the input dtype.
 
 Token ``t`` of direction ``k`` sits at spatial offset ``p_k(t)`` of the flattened (H, W) map:
 row-major (k=0), column-major (k=1), and both reversed (k=2, 3). A 1D scan is the case
@@ -20,7 +20,7 @@ Forward saves only the state at the start of every chunk (B, K, D, n_chunks, N).
 walks the chunks in reverse, recomputes the chunk's states from the saved one, runs the
 adjoint recurrence ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` as a reverse associative scan and
 accumulates every gradient (dA, dD, d delta_bias in registers, dB / dC across channel blocks
-and dx across directions with atomics).
+and dx across directions with atomics; dC only when C needs one).
 """
 from typing import NamedTuple
 
@@ -139,7 +139,7 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
                      DX, DDT, DA, DBM, DCM, DDS, DBIAS,
                      Dm, L, H, W, N, Dg, G, K, n_chunks,
                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                     ATOMIC: tl.constexpr,
+                     ATOMIC: tl.constexpr, NEED_DC: tl.constexpr,
                      NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
     b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias = _program_channels(
         A, DS, BIAS, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
@@ -203,9 +203,10 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
             tl.atomic_add(dx_ptr + p, du, mask=m2, sem='relaxed')
         else:
             tl.store(dx_ptr + p, du, mask=m2)
-        dC = tl.sum(dy[:, :, None] * hh, axis=1)
+        if NEED_DC:
+            dC = tl.sum(dy[:, :, None] * hh, axis=1)
+            tl.atomic_add(DCM + bc_off + p, dC, mask=mnt, sem='relaxed')
         dB = tl.sum(g * du_dt[:, :, None], axis=1)
-        tl.atomic_add(DCM + bc_off + p, dC, mask=mnt, sem='relaxed')
         tl.atomic_add(DBM + bc_off + p, dB, mask=mnt, sem='relaxed')
     tl.atomic_add(DA + row[:, None] * N + n[None, :], dA_acc, mask=mdn, sem='relaxed')
     if HAS_D:
@@ -215,9 +216,9 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
 
 
 class LaunchConfig(NamedTuple):
-    """How the kernels are launched: d_state padded to a power of two, chunk length (shared by both passes: the
-    backward restarts from the states saved at chunk starts), and the channel block and warps
-    of the forward and of the backward program."""
+    """How the kernels are launched: d_state padded to a power of two, chunk length (shared by
+    both passes: the backward restarts from the states saved at chunk starts), and the
+    channel block and warps of the forward and of the backward program."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -308,20 +309,22 @@ class TritonScan(torch.autograd.Function):
         ddelta = torch.empty_like(delta)
         dA = torch.zeros(A.shape, **f32)
         dB = torch.zeros(Bm.shape, **f32)
-        dC = torch.zeros(Cm.shape, **f32)
+        need_dc = ctx.needs_input_grad[4]  # not for the constant C = 1 of the states mode
+        dC = torch.zeros(Cm.shape, **f32) if need_dc else None
         dD = torch.zeros(Ds.shape, **f32) if Ds is not None else None
         dbias = torch.zeros(bias.shape, **f32) if bias is not None else None
         grid = (triton.cdiv(dm, cfg.bwd_block), batch, k_dirs)
         _scan_bwd_kernel[grid](
             x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
             hs, grad_y.contiguous(),
-            dx, ddelta, dA, dB, dC, dD if dD is not None else dA,
+            dx, ddelta, dA, dB, dC if need_dc else dB, dD if dD is not None else dA,
             dbias if dbias is not None else dA,
             dm, length, hw[0], hw[1], A.shape[1], dm // groups, groups, k_dirs, hs.shape[3],
             HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
-            NP=cfg.padded_states, BD=cfg.bwd_block, T=cfg.chunk, num_warps=cfg.bwd_warps)
-        return (dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype), dC.to(Cm.dtype), dD, dbias,
-                None, None, None)
+            NEED_DC=need_dc, NP=cfg.padded_states, BD=cfg.bwd_block, T=cfg.chunk,
+            num_warps=cfg.bwd_warps)
+        return (dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype),
+                dC.to(Cm.dtype) if need_dc else None, dD, dbias, None, None, None)
 
 
 def _f32(t):
