@@ -16,7 +16,10 @@ speed-ups over the ``torch`` backend.
 
     python tools/analysis_tools/benchmark_scan.py [--dtype bf16] [--backends triton mamba_ssm]
         [--launch-config best.json]
-    python tools/analysis_tools/benchmark_scan.py --device cpu [--threads 2]
+    python tools/analysis_tools/benchmark_scan.py --device cpu [--threads 2] [--states]
+
+``--states`` (CPU) times ``selective_scan_states`` (Spatial-Mamba's hidden states, d_state 1
+by default) instead of the scan: u, delta, A, B and delta_bias, softplus.
 """
 import argparse
 import json
@@ -26,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from fusion_mamba.ops import available_backends, selective_scan, ss2d_selective_scan
+from fusion_mamba.ops import (available_backends, selective_scan, selective_scan_states,
+                              ss2d_selective_scan)
 
 DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 LEVELS = (('P3', 512, 80, 80), ('P4', 1024, 40, 40), ('P5', 1024, 20, 20))
@@ -49,6 +53,8 @@ def parse_args():
                         help='timed repetitions (default: 20 on CUDA, 5 on CPU)')
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads (torch.set_num_threads; default: torch\'s)')
+    parser.add_argument('--states', action='store_true',
+                        help='on CPU, time selective_scan_states instead of selective_scan')
     parser.add_argument('--launch-config', help='Triton launches to use instead of the '
                         'defaults: a JSON file written by tune_scan.py --out')
     return parser.parse_args()
@@ -172,17 +178,18 @@ def scan_inputs(batch, dim, d_state, length):
     return {k: v.requires_grad_() for k, v in inputs.items()}
 
 
-def cpu_times(inputs, backends, reps):
-    """{backend: (forward ms, backward ms)}, medians of wall-clock time; the forward records
-    autograd. The backends take turns in every repetition, so that load from other processes
-    falls on all of them alike (the per-token ``reference`` runs once)."""
+def cpu_times(inputs, backends, reps, op=selective_scan):
+    """{backend: (forward ms, backward ms)} of ``op`` (``selective_scan`` or
+    ``selective_scan_states``), medians of wall-clock time; the forward records autograd. The
+    backends take turns in every repetition, so that load from other processes falls on all
+    of them alike (the per-token ``reference`` runs once)."""
     grad = torch.randn_like(inputs['u'])
 
     def run(backend):
         for t in inputs.values():
             t.grad = None
         start = time.perf_counter()
-        y = selective_scan(**inputs, delta_softplus=True, backend=backend)
+        y = op(**inputs, delta_softplus=True, backend=backend)
         mid = time.perf_counter()
         y.backward(grad)
         return (mid - start) * 1e3, (time.perf_counter() - mid) * 1e3
@@ -201,9 +208,12 @@ def bench_cpu(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     backends = args.backends or default_backends('cpu')
-    d_states, reps = args.d_states or [8, 16], args.reps or 5
-    print(f'CPU, {torch.get_num_threads()} threads; torch {torch.__version__}; 1D scan, fp32, '
-          f'with D, z, delta_bias and softplus; median of {reps} runs')
+    d_states = args.d_states or ([1] if args.states else [8, 16])
+    reps = args.reps or 5
+    what = ('hidden states (selective_scan_states), with delta_bias and softplus' if args.states
+            else '1D scan, with D, z, delta_bias and softplus')
+    print(f'CPU, {torch.get_num_threads()} threads; torch {torch.__version__}; fp32 {what}; '
+          f'median of {reps} runs')
     header = (f'{"B":>3} {"D":>5} {"N":>3} {"L":>5} {"backend":10} {"fwd ms":>9} {"bwd ms":>9} '
               f'{"f+b ms":>9}   speed-up over torch: fwd / bwd / f+b')
     print(header)
@@ -212,7 +222,10 @@ def bench_cpu(args):
     for d_state in d_states:
         for batch, dim, length in CPU_SHAPES:
             inputs = scan_inputs(batch, dim, d_state, length)
-            results = cpu_times(inputs, backends, reps)
+            if args.states:
+                inputs = {k: inputs[k] for k in ('u', 'delta', 'A', 'B', 'delta_bias')}
+            results = cpu_times(inputs, backends, reps,
+                                selective_scan_states if args.states else selective_scan)
             for backend, (fwd, bwd) in results.items():
                 ratio = ''
                 if 'torch' in results:
