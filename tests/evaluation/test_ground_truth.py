@@ -65,3 +65,21 @@ def test_detection_height_filter_is_off_by_default_and_caltech_expands_by_1_25()
     assert caltech.keep_detections(dets).tolist() == [False, True, True]
     bounded = PedestrianSetting(height_range=(55, 100), det_height_expand=1.25)
     assert bounded.keep_detections([[0, 0, 10, 124.9], [0, 0, 10, 125]]).tolist() == [True, False]
+
+
+@pytest.mark.parametrize('image, condition', [
+    ({'im_name': 'set06/V000/I00019'}, 'day'),  # KAIST test sets 06-08: day
+    ({'im_name': 'set08/V002/I01239'}, 'day'),
+    ({'im_name': 'set09/V000/I00019'}, 'night'),  # sets 09-11: night
+    ({'im_name': 'set11/V001/I00059'}, 'night'),
+    ({'file_name': 'images/set02/V001/visible/I00000.jpg'}, 'day'),  # train sets 00-02
+    ({'file_name': 'images/set03/V000/lwir/I00000.jpg'}, 'night'),  # train sets 03-05
+    ({'file_name': 'set10_V001_I00019.txt'}, 'night'),  # the devkit's detection file names
+    ({'im_name': 'set06/V000/I00019', 'condition': 'night'}, 'night'),  # the field wins
+    ({'file_name': 'visible/train/set06.jpg'}, None),
+    ({'im_name': 'set12/V000/I00019'}, None),
+    ({}, None),
+])
+def test_condition_from_the_field_or_the_kaist_frame_name(image, condition):
+    coco = {'images': [{'id': 0, **image}], 'annotations': [], 'categories': CATEGORIES}
+    assert parse_coco_ground_truth(coco, PedestrianSetting())[0].condition == condition

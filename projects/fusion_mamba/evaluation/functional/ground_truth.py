@@ -3,7 +3,8 @@
 Fields read (absent fields take the default in brackets):
 
 - ``images[i]``: ``id``, ``width`` / ``height`` (px) [no border check], ``condition``
-  ('day' or 'night') [None];
+  ('day' or 'night') [derived from a KAIST frame name in ``im_name`` / ``file_name``, see
+  :func:`image_condition`, else None];
 - ``annotations[j]``: ``image_id``, ``bbox`` (xywh px), ``category_id``, ``ignore`` [0],
   ``iscrowd`` [0], ``occlusion`` (0 none, 1 partial, 2 heavy) [0], ``height`` (px) [bbox h];
 - ``categories[k]``: ``id``, ``name``.
@@ -16,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from .conditions import image_condition
 from .pedestrian_setting import PedestrianSetting
 
 
@@ -26,7 +28,7 @@ class ImageGroundTruth:
     Attributes:
         boxes: (G, 4) float64 boxes, xyxy px.
         ignore: (G,) bool, True for ignore regions.
-        condition: 'day', 'night' or None when unknown.
+        condition: 'day', 'night' or None when unknown (see :func:`image_condition`).
     """
 
     boxes: np.ndarray
@@ -66,6 +68,6 @@ def parse_coco_ground_truth(coco: dict, setting: PedestrianSetting) -> Dict[Any,
         img_id: ImageGroundTruth(
             boxes=np.array(boxes[img_id], dtype=np.float64).reshape(-1, 4),
             ignore=np.array(ignore[img_id], dtype=bool),
-            condition=image.get('condition'))
+            condition=image_condition(image))
         for img_id, image in images.items()
     }

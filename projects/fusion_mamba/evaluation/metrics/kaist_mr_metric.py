@@ -1,6 +1,6 @@
 """KAIST log-average miss rate (MR^-2) as an MMDetection metric."""
 import math
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmdet.registry import METRICS
@@ -8,21 +8,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.fileio import load
 from mmengine.logging import MMLogger
 
-from ..functional import (IGNORED, TRUE_POSITIVE, PedestrianSetting, log_average_miss_rate,
-                          match_detections, parse_coco_ground_truth)
-
-#: Image conditions reported as subsets besides 'all'.
-CONDITIONS = ('day', 'night')
-
-
-class _ImageResult(NamedTuple):
-    """Matched detections of one image: (D,) scores and (D,) bool is_tp of the non-ignored
-    detections, the number of regular ground truth boxes and the image condition."""
-
-    scores: np.ndarray
-    is_tp: np.ndarray
-    num_gt: int
-    condition: Optional[str]
+from ..functional import (ImageMatch, PedestrianSetting, match_image, parse_coco_ground_truth,
+                          pooled_miss_rate)
+from ..functional.conditions import CONDITIONS
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -52,12 +40,15 @@ class KAISTMissRateMetric(BaseMetric):
     - ``ann_file`` is a COCO-style json read as described in
       :func:`parse_coco_ground_truth`: annotation ``bbox`` (xywh), ``category_id``,
       ``ignore`` / ``iscrowd`` (1 for ignore regions), ``occlusion`` (0/1/2), ``height`` (px);
-      image ``condition`` ('day' / 'night'). Absent fields read as occlusion 0, height = bbox
-      height, not ignored, condition unknown.
+      image ``condition`` ('day' / 'night'), or else a KAIST frame name in ``im_name`` /
+      ``file_name`` (``setXX/VYYY/...``: sets 00-02 and 06-08 day, the others night), as in
+      KAIST's own improved test annotations, which have no condition field. Absent fields
+      read as occlusion 0, height = bbox height, not ignored, condition unknown.
 
     Output, in percent (as KAIST papers report; lower is better): ``kaist/MR_all`` and, for
     each condition with at least one evaluated image, ``kaist/MR_day`` / ``kaist/MR_night``.
-    A subset without any regular ground truth box gives NaN.
+    When no image has a known condition, the day / night rows are left out and a warning
+    says why. A subset without any regular ground truth box gives NaN.
 
     Args:
         ann_file: COCO-style annotation file of the evaluated split.
@@ -112,20 +103,12 @@ class KAISTMissRateMetric(BaseMetric):
                 bboxes, scores = bboxes[keep], scores[keep]
             self.results.append(dict(img_id=sample['img_id'], bboxes=bboxes, scores=scores))
 
-    def _match_image(self, result: dict) -> _ImageResult:
+    def _match_image(self, result: dict) -> ImageMatch:
         """Match the detections of one processed sample to its ground truth."""
         if result['img_id'] not in self.ground_truth:
             raise KeyError(f"img_id {result['img_id']!r} is not an image id of ann_file")
-        gt = self.ground_truth[result['img_id']]
-        keep = self.setting.keep_detections(result['bboxes'])
-        bboxes, scores = result['bboxes'][keep], result['scores'][keep]
-        status = match_detections(bboxes, scores, gt.boxes, gt.ignore, self.iou_thr)
-        counted = status != IGNORED
-        return _ImageResult(
-            scores=scores[counted],
-            is_tp=status[counted] == TRUE_POSITIVE,
-            num_gt=int(np.count_nonzero(~gt.ignore)),
-            condition=gt.condition)
+        return match_image(self.ground_truth[result['img_id']], result['bboxes'],
+                           result['scores'], self.setting, self.iou_thr)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """MR^-2 in percent of the 'all' subset and of each condition present."""
@@ -135,14 +118,16 @@ class KAISTMissRateMetric(BaseMetric):
             members = [image for image in images if image.condition == condition]
             if members:
                 subsets[condition] = members
-        metrics = {}
-        for name, members in subsets.items():
-            mr = log_average_miss_rate(
-                np.concatenate([image.scores for image in members]),
-                np.concatenate([image.is_tp for image in members]),
-                num_gt=sum(image.num_gt for image in members),
-                num_images=len(members))
-            metrics[f'MR_{name}'] = 100.0 * mr
-        MMLogger.get_current_instance().info(
-            'KAIST MR^-2 (%): ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
+        logger = MMLogger.get_current_instance()
+        unknown = sum(image.condition not in CONDITIONS for image in images)
+        if unknown == len(images):
+            logger.warning(
+                'KAIST MR^-2: no day / night rows: no evaluated image has a "condition" '
+                'field or a KAIST frame name (setXX/VYYY/...) in "im_name" / "file_name"')
+        elif unknown:
+            logger.warning(f'KAIST MR^-2: {unknown} of {len(images)} images have no known '
+                           'condition; they count in MR_all only')
+        metrics = {f'MR_{name}': 100.0 * pooled_miss_rate(members).miss_rate
+                   for name, members in subsets.items()}
+        logger.info('KAIST MR^-2 (%): ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
         return metrics
