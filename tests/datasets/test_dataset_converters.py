@@ -1,6 +1,9 @@
 """Converters on small hand-made trees in the official layouts, and LLVIP on real data."""
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -281,10 +284,12 @@ def test_kaist_text_annotations(kaist_tree):
          'night')]
     fields = [(a['image_id'], a['bbox'], a['height'], a['occlusion'], a['ignore'],
                a['iscrowd']) for a in coco['annotations']]
-    assert fields == [(1, [2.0, 3.0, 10.0, 18.0], 18.0, 0, 0, 0),
-                      (1, [14.0, 2.0, 12.0, 20.0], 20.0, 1, 1, 1),  # 'people': ignore
-                      (1, [20.0, 4.0, 6.0, 12.0], 12.0, 2, 1, 1),  # ign flag
-                      (3, [28.0, 10.0, 4.0, 10.0], 10.0, 0, 0, 0)]  # clipped
+    # Image ids are the frames' 0-based positions in the list: 0, 1, 2 (3 and 4 skipped).
+    assert [i['id'] for i in coco['images']] == [0, 1, 2]
+    assert fields == [(0, [2.0, 3.0, 10.0, 18.0], 18.0, 0, 0, 0),
+                      (0, [14.0, 2.0, 12.0, 20.0], 20.0, 1, 1, 1),  # 'people': ignore
+                      (0, [20.0, 4.0, 6.0, 12.0], 12.0, 2, 1, 1),  # ign flag
+                      (2, [28.0, 10.0, 4.0, 10.0], 10.0, 0, 0, 0)]  # clipped
     assert coco['categories'] == [dict(id=1, name='person')]
 
 
@@ -302,6 +307,9 @@ def test_kaist_improved_test_json(kaist_tree, tmp_path, capsys):
     path.write_text(json.dumps(improved))
     coco, report = convert_kaist_json(str(kaist_tree), str(path))
     assert report.skipped_images == {MISSING_VISIBLE: ['set09/V000/I00039']}
+    assert report.expected_paths == {MISSING_VISIBLE: [
+        str(kaist_tree / 'images/set09/V000/visible/I00039.jpg')]}
+    assert [i['id'] for i in coco['images']] == [0]
     assert [(a['ignore'], a['occlusion']) for a in coco['annotations']] == [(0, 1), (1, 0)]
     assert coco['images'][0]['condition'] == 'day'
     load_tool('kaist').main([str(kaist_tree), '--train-list', str(kaist_tree / 'train.txt'),
@@ -309,3 +317,133 @@ def test_kaist_improved_test_json(kaist_tree, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'kaist_train: 3 images, 4 boxes written' in printed
     assert 'kaist_test: 1 images, 2 boxes written' in printed
+
+
+def improved_json(path: Path, frames):
+    """Improved-annotation json of ``frames`` (ids 0, 1, ...), one person in each."""
+    path.write_text(json.dumps(dict(
+        images=[dict(id=i, im_name=frame, height=H, width=W) for i, frame in enumerate(frames)],
+        annotations=[dict(id=i + 1, image_id=i, category_id=1, bbox=[2, 2, 8, 16], height=16,
+                          occlusion=0, ignore=0) for i in range(len(frames))],
+        categories=[dict(id=1, name='person')])))
+    return path
+
+
+TEST_FRAMES = [f'set{s:02d}/V000/I{i:05d}' for s in (6, 9) for i in (19, 39, 59, 79)]
+
+
+def test_kaist_keeps_the_improved_annotation_ids(tmp_path):
+    """Ids are the json's, with a gap where a frame is skipped, so results line up."""
+    root = tmp_path / 'kaist'
+    for frame in TEST_FRAMES[:3]:
+        if frame != TEST_FRAMES[1]:
+            set_id, video, image = frame.split('/')
+            for modality in ('visible', 'lwir'):
+                put_image(root / 'images' / set_id / video / modality / f'{image}.png')
+    coco, report = convert_kaist_json(str(root), str(improved_json(tmp_path / 'i.json',
+                                                                   TEST_FRAMES[:3])))
+    assert [(i['id'], i['file_name']) for i in coco['images']] == [
+        (0, 'images/set06/V000/visible/I00019.png'), (2, 'images/set06/V000/visible/I00059.png')]
+    assert [a['image_id'] for a in coco['annotations']] == [0, 2]
+    # mmdet reads image id 0 like any other.
+    from mmdet.registry import DATASETS
+    ann_file = tmp_path / 'kaist_test.json'
+    ann_file.write_text(json.dumps(coco))
+    dataset = DATASETS.build(dict(
+        type='KAISTDataset', data_root=str(root), ann_file=str(ann_file), test_mode=True,
+        pipeline=[dict(type='LoadPairedImagesFromFile'),
+                  dict(type='LoadAnnotations', with_bbox=True),
+                  dict(type='PackMultiModalDetInputs')]))
+    assert [dataset[i]['data_samples'].img_id for i in range(2)] == [0, 2]
+    assert dataset[0]['data_samples'].gt_instances.bboxes.tensor.tolist() == [[2, 2, 10, 18]]
+
+
+def test_kaist_images_in_the_wrong_place_fail_naming_the_expected_paths(tmp_path, capsys):
+    """The frames are under kaist/setXX/... instead of kaist/images/setXX/...: exit status
+    1, the expected paths (first three and a count), no kaist_test.json."""
+    root = tmp_path / 'kaist'
+    for frame in TEST_FRAMES:
+        set_id, video, image = frame.split('/')
+        for modality in ('visible', 'lwir'):
+            put_image(root / set_id / video / modality / f'{image}.jpg')
+    ann = improved_json(root / 'kaist_annotations_test20.json', TEST_FRAMES)
+    out = tmp_path / 'out'
+    args = [str(root), '--test-json', str(ann), '--out-dir', str(out)]
+    assert load_tool('kaist').main(args) == 1
+    captured = capsys.readouterr()
+    assert 'kaist_test: 0 images, 0 boxes written' in captured.out
+    err = captured.err
+    assert 'kaist_test: no image pair written' in err
+    assert 'missing visible image: 8; expected at:' in err
+    for frame in TEST_FRAMES[:3]:
+        set_id, video, image = frame.split('/')
+        assert f'    {root}/images/{set_id}/{video}/visible/{image}.jpg\n' in err
+    assert str(root / 'images/set09') not in err  # only the first three are listed
+    assert '... and 5 more' in err
+    assert f'({root}/images does not exist)' in err
+    assert not (out / 'kaist_test.json').exists()
+    report = json.loads((out / 'kaist_test_report.json').read_text())
+    assert len(report['expected_paths'][MISSING_VISIBLE]) == 8
+    # The same run as a command: the exit status is 1.
+    proc = subprocess.run([sys.executable, str(REPO / 'tools/dataset_converters/kaist.py'),
+                           *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert 'missing visible image: 8; expected at:' in proc.stderr
+
+
+def test_llvip_with_nothing_where_expected(tmp_path, capsys):
+    root = tmp_path / 'LLVIP'
+    root.mkdir()
+    assert load_tool('llvip').main([str(root), '--out-dir', str(tmp_path / 'out')]) == 1
+    err = capsys.readouterr().err
+    assert (f'no pair found; looked in: {root}/visible/train (does not exist), '
+            f'{root}/infrared/train (does not exist)') in err
+    assert 'llvip_test: no image pair written' in err
+    assert not any((tmp_path / 'out' / f'llvip_{s}.json').exists() for s in ('train', 'test'))
+
+
+def test_llvip_misplaced_annotations_and_one_empty_split(llvip_tree, tmp_path, capsys):
+    """Annotations under another name: every pair skipped, the expected xml named; a split
+    that works is still written, but the run fails."""
+    (llvip_tree / 'Annotations').rename(llvip_tree / 'annotations')
+    out = tmp_path / 'out'
+    assert load_tool('llvip').main([str(llvip_tree), '--out-dir', str(out)]) == 1
+    err = capsys.readouterr().err
+    assert ('missing annotation file: 10; expected at:\n'
+            f'    {llvip_tree}/Annotations/000001.xml') in err
+    assert f'({llvip_tree}/Annotations does not exist)' in err
+    (llvip_tree / 'annotations').rename(llvip_tree / 'Annotations')
+    for path in (llvip_tree / 'visible' / 'test').iterdir():
+        path.unlink()
+    for path in (llvip_tree / 'infrared' / 'test').iterdir():
+        path.unlink()
+    assert load_tool('llvip').main([str(llvip_tree), '--out-dir', str(out)]) == 1
+    assert 'llvip_test: no image pair written' in capsys.readouterr().err
+    assert (out / 'llvip_train.json').is_file() and not (out / 'llvip_test.json').exists()
+
+
+def test_m3fd_misplaced_images_and_missing_annotations(m3fd_tree, tmp_path, capsys):
+    (m3fd_tree / 'Vis').rename(m3fd_tree / 'visible')
+    out = str(tmp_path / 'out')
+    assert load_tool('m3fd').main([str(m3fd_tree), '--out-dir', out]) == 1
+    err = capsys.readouterr().err
+    assert 'm3fd_train: no image pair written' in err and 'm3fd_val: no image pair' in err
+    assert f'({m3fd_tree}/Vis does not exist)' in err
+    assert f'{m3fd_tree}/Vis/0000' in err and '.png' in err
+    (m3fd_tree / 'Annotation').rename(m3fd_tree / 'xml')
+    assert load_tool('m3fd').main([str(m3fd_tree), '--out-dir', out]) == 1
+    assert (f'error: annotation folder {m3fd_tree}/Annotation does not exist'
+            in capsys.readouterr().err)
+
+
+def test_flir_aligned_missing_images_and_list(flir_tree, tmp_path, capsys):
+    (flir_tree / 'JPEGImages').rename(flir_tree / 'images')
+    out = str(tmp_path / 'out')
+    assert load_tool('flir_aligned').main([str(flir_tree), '--out-dir', out]) == 1
+    err = capsys.readouterr().err
+    assert ('missing visible image: 3; expected at:\n'
+            f'    {flir_tree}/JPEGImages/FLIR_00001_RGB.jpg') in err
+    (flir_tree / 'align_train.txt').unlink()
+    assert load_tool('flir_aligned').main([str(flir_tree), '--out-dir', out]) == 1
+    assert 'error: split list align_train.txt not found' in capsys.readouterr().err

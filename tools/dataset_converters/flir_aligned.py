@@ -4,12 +4,14 @@
 
 Reads align_train.txt / align_validation.txt (in the folder or its ImageSets/Main/) and
 writes ``flir_aligned_train.json`` / ``flir_aligned_val.json`` (paths relative to the folder)
-with a ``*_report.json`` each. See docs/datasets.md.
+with a ``*_report.json`` each. Exits with status 1, naming the paths it expected, when a
+split has no usable pair or a list is missing. See docs/datasets.md.
 """
 import argparse
 import os.path as osp
+import sys
 
-from fusion_mamba.datasets.converters import convert_flir_aligned, save_results
+from fusion_mamba.datasets.converters import convert_flir_aligned, fail, finish
 
 
 def parse_args(argv=None):
@@ -21,11 +23,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     args = parse_args(argv)
-    results = convert_flir_aligned(args.root, skip_empty=args.skip_empty)
-    print('\n'.join(save_results(results, args.out_dir or osp.join(args.root, 'annotations'))))
+    try:
+        results = convert_flir_aligned(args.root, skip_empty=args.skip_empty)
+    except FileNotFoundError as err:
+        return fail(err)
+    return finish(results, args.out_dir or osp.join(args.root, 'annotations'))
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

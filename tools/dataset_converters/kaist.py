@@ -7,13 +7,17 @@
 Writes ``kaist_train.json`` (bbGt text annotations of the listed frames; --train-ann-dir
 selects e.g. the sanitized ones) and ``kaist_test.json`` (the improved test annotations, or
 --test-list with the text annotations), with a ``*_report.json`` each. Images and boxes carry
-the fields of the MR^-2 protocol (condition, height, occlusion, ignore). See docs/datasets.md.
+the fields of the MR^-2 protocol (condition, height, occlusion, ignore); image ids are
+KAIST's (the improved annotations' ids, or the 0-based position in a frame list), so results
+line up with published ones. Exits with status 1, naming the paths it expected, when a split
+has no usable pair. See docs/datasets.md.
 """
 import argparse
 import os.path as osp
+import sys
 
-from fusion_mamba.datasets.converters import (convert_kaist_json, convert_kaist_txt,
-                                              save_results)
+from fusion_mamba.datasets.converters import (ConversionError, convert_kaist_json,
+                                              convert_kaist_txt, fail, finish)
 
 
 def parse_args(argv=None):
@@ -33,20 +37,22 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     args = parse_args(argv)
     results = {}
-    if args.train_list:
-        results['train'] = convert_kaist_txt(args.root, args.train_list, args.train_ann_dir,
-                                             name='kaist_train')
-    if args.test_json:
-        results['test'] = convert_kaist_json(args.root, args.test_json, name='kaist_test')
-    elif args.test_list:
-        results['test'] = convert_kaist_txt(args.root, args.test_list, args.test_ann_dir,
-                                            name='kaist_test')
-    print('\n'.join(save_results(results, args.out_dir
-                                 or osp.join(args.root, 'annotations-coco'))))
+    try:
+        if args.train_list:
+            results['train'] = convert_kaist_txt(args.root, args.train_list,
+                                                 args.train_ann_dir, name='kaist_train')
+        if args.test_json:
+            results['test'] = convert_kaist_json(args.root, args.test_json, name='kaist_test')
+        elif args.test_list:
+            results['test'] = convert_kaist_txt(args.root, args.test_list, args.test_ann_dir,
+                                                name='kaist_test')
+    except (FileNotFoundError, ConversionError) as err:
+        return fail(err)
+    return finish(results, args.out_dir or osp.join(args.root, 'annotations-coco'))
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

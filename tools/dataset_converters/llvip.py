@@ -3,12 +3,14 @@
     python tools/dataset_converters/llvip.py data/LLVIP [--out-dir data/LLVIP/annotations]
 
 Writes ``llvip_train.json`` / ``llvip_test.json`` (paths relative to the LLVIP folder) and a
-``*_report.json`` per split listing what was skipped and why. See docs/datasets.md.
+``*_report.json`` per split listing what was skipped and why. Exits with status 1, naming
+the paths it expected, when a split has no usable pair. See docs/datasets.md.
 """
 import argparse
 import os.path as osp
+import sys
 
-from fusion_mamba.datasets.converters import convert_llvip, save_results
+from fusion_mamba.datasets.converters import convert_llvip, finish
 
 
 def parse_args(argv=None):
@@ -20,11 +22,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     args = parse_args(argv)
     results = convert_llvip(args.root, skip_empty=args.skip_empty)
-    print('\n'.join(save_results(results, args.out_dir or osp.join(args.root, 'annotations'))))
+    return finish(results, args.out_dir or osp.join(args.root, 'annotations'))
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

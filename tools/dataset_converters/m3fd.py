@@ -5,12 +5,14 @@
 
 Writes ``m3fd_train.json`` / ``m3fd_val.json`` (paths relative to the folder), their
 ``*_report.json`` and the stems of each split in ``m3fd_{train,val}.txt`` (pass them back
-with --train-list / --val-list to reproduce a split exactly). See docs/datasets.md.
+with --train-list / --val-list to reproduce a split exactly). Exits with status 1, naming
+the paths it expected, when a split has no usable pair. See docs/datasets.md.
 """
 import argparse
 import os.path as osp
+import sys
 
-from fusion_mamba.datasets.converters import convert_m3fd, save_results
+from fusion_mamba.datasets.converters import convert_m3fd, fail, finish
 from fusion_mamba.datasets.converters.m3fd import M3FD_TRAIN_SIZE, M3FD_VAL_SIZE
 
 
@@ -31,19 +33,23 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     args = parse_args(argv)
     out_dir = args.out_dir or osp.join(args.root, 'annotations')
     lists = dict(train=args.train_list, val=args.val_list) if args.train_list else None
-    results, splits = convert_m3fd(args.root, seed=args.seed, train_size=args.train_size,
-                                   val_size=args.val_size, split_lists=lists,
-                                   skip_empty=args.skip_empty)
-    print('\n'.join(save_results(results, out_dir)))
+    try:
+        results, splits = convert_m3fd(args.root, seed=args.seed, train_size=args.train_size,
+                                       val_size=args.val_size, split_lists=lists,
+                                       skip_empty=args.skip_empty)
+    except FileNotFoundError as err:
+        return fail(err)
+    status = finish(results, out_dir)
     for split, stems in splits.items():
         with open(osp.join(out_dir, f'm3fd_{split}.txt'), 'w') as f:
             f.writelines(f'{stem}\n' for stem in stems)
     print(f'split lists: {", ".join(f"{k} {len(v)}" for k, v in splits.items())} -> {out_dir}')
+    return status
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,11 +1,14 @@
 """Shared pieces of the dataset converters: paired COCO building, checks, skip reports.
 
 Converters never stop on a bad file: they record it in a :class:`ConversionReport` with the
-reason and go on. Image-level problems skip the pair; box-level problems drop the box.
+reason and go on. Image-level problems skip the pair; box-level problems drop the box. A
+split that ends with no pair at all is a failure: its json is not written and the command
+line tools exit with status 1, naming the files they expected (:func:`finish`).
 """
 import json
 import os
 import os.path as osp
+import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -32,6 +35,11 @@ BOX_CLIPPED = 'box clipped to the image'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 
 
+class ConversionError(ValueError):
+    """An input that makes a whole conversion impossible (bad option, bad list or label file);
+    the message names the file and, where it applies, the line."""
+
+
 class AnnotationError(ValueError):
     """An annotation file that cannot be used; ``reason`` is one of the image-level reasons."""
 
@@ -45,20 +53,29 @@ class ConversionReport:
 
     Attributes:
         skipped_images (dict[str, list[str]]): reason -> items (pair names) skipped.
+        expected_paths (dict[str, list[str]]): reason -> the paths looked for, for the skips
+            of a missing file (image or annotation) that know where it should have been.
         dropped_boxes (dict[str, list[str]]): reason -> ``'item: detail'`` per dropped box.
         notes (dict[str, list[str]]): reason -> items kept with a change (e.g. clipped).
+        sources (list[str]): where the converter looked for pairs (folders, list files), to
+            explain a split where it found none.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.skipped_images: Dict[str, List[str]] = defaultdict(list)
+        self.expected_paths: Dict[str, List[str]] = defaultdict(list)
         self.dropped_boxes: Dict[str, List[str]] = defaultdict(list)
         self.notes: Dict[str, List[str]] = defaultdict(list)
+        self.sources: List[str] = []
         self.num_images = 0
         self.num_boxes = 0
 
-    def skip_image(self, item: str, reason: str) -> None:
+    def skip_image(self, item: str, reason: str, expected: Optional[str] = None) -> None:
+        """Record a skipped pair; ``expected`` is the path of the missing file, if known."""
         self.skipped_images[reason].append(item)
+        if expected is not None:
+            self.expected_paths[reason].append(expected)
 
     def drop_box(self, item: str, reason: str) -> None:
         self.dropped_boxes[reason].append(item)
@@ -69,7 +86,9 @@ class ConversionReport:
     def to_dict(self) -> dict:
         return dict(name=self.name, images=self.num_images, boxes=self.num_boxes,
                     skipped_images=dict(self.skipped_images),
-                    dropped_boxes=dict(self.dropped_boxes), notes=dict(self.notes))
+                    expected_paths=dict(self.expected_paths),
+                    dropped_boxes=dict(self.dropped_boxes), notes=dict(self.notes),
+                    sources=self.sources)
 
     def summary(self, examples: int = 3) -> str:
         """Human-readable summary: counts per reason with the first ``examples`` items."""
@@ -77,9 +96,53 @@ class ConversionReport:
         for title, groups in (('skipped images', self.skipped_images),
                               ('dropped boxes', self.dropped_boxes), ('kept', self.notes)):
             for reason, items in sorted(groups.items()):
-                shown = ', '.join(items[:examples]) + (', ...' if len(items) > examples else '')
-                lines.append(f'  {title}: {reason}: {len(items)} ({shown})')
+                lines.append(f'  {title}: {reason}: {len(items)} ({_shown(items, examples)})')
+                if title == 'skipped images' and self.expected_paths.get(reason):
+                    lines.append('    looked for: '
+                                 + _shown(self.expected_paths[reason], examples))
         return '\n'.join(lines)
+
+    def failure(self, examples: int = 3) -> Optional[str]:
+        """Why nothing usable was converted, or None when at least one pair was written.
+
+        Names the sources looked in when no pair was found at all; else, per skip reason,
+        the count and the first ``examples`` expected paths (or skipped items), with where the
+        first expected path stops existing.
+        """
+        if self.num_images:
+            return None
+        lines = [f'{self.name}: no image pair written']
+        if not self.skipped_images:
+            lines.append('  no pair found; looked in: ' + (', '.join(
+                f'{src}{"" if osp.exists(src) else " (does not exist)"}'
+                for src in self.sources) or '(nothing)'))
+        for reason, items in sorted(self.skipped_images.items()):
+            expected = self.expected_paths.get(reason)
+            if not expected:
+                lines.append(f'  {reason}: {len(items)} ({_shown(items, examples)})')
+                continue
+            lines.append(f'  {reason}: {len(items)}; expected at:')
+            lines += [f'    {path}' for path in expected[:examples]]
+            if len(expected) > examples:
+                lines.append(f'    ... and {len(expected) - examples} more')
+            lines.append(f'    ({missing_part(expected[0])})')
+        return '\n'.join(lines)
+
+
+def _shown(items: Sequence[str], examples: int) -> str:
+    """The first ``examples`` items, comma-separated, with ', ...' when there are more."""
+    return ', '.join(items[:examples]) + (', ...' if len(items) > examples else '')
+
+
+def missing_part(path: str) -> str:
+    """Where a missing path stops existing: the first missing folder on its way, or that
+    its folder exists without the file."""
+    folder = osp.dirname(path) or '.'
+    if osp.isdir(folder):
+        return f'{folder} exists but holds no {osp.basename(path)}'
+    while not osp.isdir(osp.dirname(folder) or '.'):
+        folder = osp.dirname(folder)
+    return f'{folder} does not exist'
 
 
 class PairedCocoBuilder:
@@ -89,11 +152,23 @@ class PairedCocoBuilder:
         self.classes = tuple(classes)
         self.images: List[dict] = []
         self.annotations: List[dict] = []
+        self._ids = set()
 
     def add_image(self, file_name: str, ir_file_name: str, width: int, height: int,
-                  **extra) -> int:
-        """Add an image record; ``extra`` fields (e.g. ``condition``) are stored as given."""
-        img_id = len(self.images) + 1
+                  image_id: Optional[int] = None, **extra) -> int:
+        """Add an image record; ``extra`` fields (e.g. ``condition``) are stored as given.
+
+        Args:
+            image_id: the record's id (e.g. the dataset's own frame index); default: the
+                number of images added so far + 1.
+
+        Returns:
+            the image id.
+        """
+        img_id = len(self.images) + 1 if image_id is None else int(image_id)
+        if img_id in self._ids:
+            raise ValueError(f'image id {img_id} is used twice ({file_name})')
+        self._ids.add(img_id)
         self.images.append(dict(id=img_id, file_name=file_name, ir_file_name=ir_file_name,
                                 width=int(width), height=int(height), **extra))
         return img_id
@@ -128,12 +203,48 @@ def write_outputs(coco: dict, report: ConversionReport, out_dir: str, name: str)
 
 def save_results(results: Dict[str, Tuple[dict, ConversionReport]], out_dir: str
                  ) -> List[str]:
-    """Write every split of a converter's results; returns one summary block per split."""
+    """Write every split of a converter's results; returns one summary block per split.
+
+    A split without any image gets its ``_report.json`` but no json (see :func:`finish`).
+    """
     lines = []
     for coco, report in results.values():
-        path = write_outputs(coco, report, out_dir, report.name)
-        lines.append(f'{report.summary()}\n  -> {path}')
+        if report.num_images:
+            path = write_outputs(coco, report, out_dir, report.name)
+            lines.append(f'{report.summary()}\n  -> {path}')
+            continue
+        os.makedirs(out_dir, exist_ok=True)
+        path = osp.join(out_dir, f'{report.name}_report.json')
+        with open(path, 'w') as f:
+            json.dump(report.to_dict(), f, indent=1)
+        lines.append(f'{report.summary()}\n  -> {report.name}.json not written; report {path}')
     return lines
+
+
+def finish(results: Dict[str, Tuple[dict, ConversionReport]], out_dir: str) -> int:
+    """End of a converter command: write the results, print the summaries and return the exit
+    status: 0, or 1 after printing to stderr why a split has no image pair."""
+    print('\n'.join(save_results(results, out_dir)))
+    failures = [report.failure() for _, report in results.values()]
+    failures = [failure for failure in failures if failure]
+    if not failures:
+        return 0
+    print('error: nothing usable converted\n' + '\n'.join(failures), file=sys.stderr)
+    return 1
+
+
+def fail(err: Exception) -> int:
+    """Print an input error of a converter command to stderr; returns exit status 1."""
+    print(f'error: {err}', file=sys.stderr)
+    return 1
+
+
+def locate_image(root: str, folder: str, stem: str, default_ext: str = '.jpg') -> str:
+    """Path relative to ``root`` of ``folder/stem<ext>`` (``folder`` relative to ``root``)
+    for the first existing extension of ``IMAGE_EXTENSIONS``; when none exists, the path
+    with ``default_ext``, where the image was expected."""
+    found = find_image(osp.join(root, folder), stem)
+    return osp.relpath(found, root) if found else osp.join(folder, stem + default_ext)
 
 
 def check_box(box: Tuple[float, float, float, float], width: int,
@@ -200,14 +311,15 @@ def check_pair(root: str, visible: Optional[str], infrared: Optional[str], item:
     """Check that both images exist, are readable and have the same size.
 
     Args:
-        visible, infrared: paths relative to ``root`` (None when not found).
+        visible, infrared: paths relative to ``root``, found or expected (then recorded as
+            expected when missing); None when not known.
 
     Returns:
         (width, height) of the pair, or None after recording the reason in ``report``.
     """
     for path, reason in ((visible, MISSING_VISIBLE), (infrared, MISSING_INFRARED)):
         if path is None or not osp.isfile(osp.join(root, path)):
-            report.skip_image(item, reason)
+            report.skip_image(item, reason, path and osp.join(root, path))
             return None
     try:
         sizes = [image_size(osp.join(root, p)) for p in (visible, infrared)]
@@ -270,7 +382,8 @@ def add_voc_pair(builder: PairedCocoBuilder, report: ConversionReport, root: str
     try:
         _, objects = parse_voc_xml(xml_path)
     except AnnotationError as err:
-        report.skip_image(item, err.reason)
+        report.skip_image(item, err.reason, xml_path if err.reason == MISSING_ANNOTATION
+                          else None)
         return
     size = check_pair(root, visible, infrared, item, report)
     if size is None:

@@ -60,7 +60,8 @@ def convert_flir_aligned(root: str, splits: Sequence[str] = tuple(FLIR_SPLITS),
     for split in splits:
         builder = PairedCocoBuilder(FLIR_ALIGNED_CLASSES)
         report = ConversionReport(f'flir_aligned_{split}')
-        for frame in map(frame_id, read_list(find_split_list(root, FLIR_SPLITS[split]))):
+        report.sources = [find_split_list(root, FLIR_SPLITS[split])]
+        for frame in map(frame_id, read_list(report.sources[0])):
             add_voc_pair(builder, report, root, frame,
                          f'JPEGImages/{frame}_RGB.jpg', f'JPEGImages/{frame}_PreviewData.jpeg',
                          _annotation_path(root, frame), skip_empty)

@@ -16,34 +16,50 @@ regions. Written fields: image ``condition`` ('day' for set00-02 / set06-08, els
 annotation ``height`` (box height, px), ``occlusion`` (0 none, 1 partial, 2 heavy),
 ``ignore`` (0 / 1) and ``iscrowd`` (= ``ignore``, so COCO tools and mmdet ignore them too).
 Frames without any box are kept: they count in the miss-rate protocol.
+
+Image ids are KAIST's, not renumbered: the improved test annotations' own ids (0 ... 2251,
+the frames in test-list order), and for a frame list the 0-based position of the frame in
+the list (blank lines not counted). A frame skipped for a missing or bad file leaves a gap,
+so detection results written with these ids line up with published ones (KAIST txt results
+number frames from 1: frame f is image id f - 1).
 """
 import json
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
+from ...evaluation.functional.conditions import kaist_condition
 from ..classes import KAIST_CLASSES
 from .common import (BOX_MALFORMED, EMPTY_ANNOTATION, MALFORMED_ANNOTATION,
-                     MISSING_ANNOTATION, AnnotationError, ConversionReport, PairedCocoBuilder,
-                     check_pair, find_image, validate_box)
+                     MISSING_ANNOTATION, AnnotationError, ConversionError, ConversionReport,
+                     PairedCocoBuilder, check_pair, locate_image, validate_box)
 
-DAY_SETS = frozenset({'set00', 'set01', 'set02', 'set06', 'set07', 'set08'})
 PERSON = 'person'
 
 
 def condition_of(frame: str) -> str:
-    """'day' or 'night' for a frame name 'setXX/VYYY/IZZZZZ'."""
-    return 'day' if frame.split('/')[0] in DAY_SETS else 'night'
+    """'day' or 'night' for a frame name 'setXX/VYYY/IZZZZZ' (sets 00-02, 06-08: day)."""
+    condition = kaist_condition(frame)
+    if condition is None:
+        raise ConversionError(f'{frame!r} is not a KAIST frame name (setXX/VYYY/IZZZZZ, '
+                              'sets 00-11)')
+    return condition
 
 
-def frame_images(root: str, frame: str) -> Tuple[Optional[str], Optional[str]]:
-    """(visible, infrared) paths relative to ``root`` (None when not found)."""
-    set_id, video, image = frame.split('/')
-    paths = []
-    for modality in ('visible', 'lwir'):
-        path = find_image(osp.join(root, 'images', set_id, video, modality), image)
-        paths.append(path and osp.relpath(path, root))
-    return paths[0], paths[1]
+def frame_images(root: str, frame: str) -> Tuple[str, str]:
+    """(visible, infrared) paths relative to ``root``: the images found, else where they were
+    expected (``images/setXX/VYYY/{visible,lwir}/IZZZZZ.jpg``)."""
+    set_id, video, image = _split_frame(frame)
+    return tuple(locate_image(root, osp.join('images', set_id, video, modality), image)
+                 for modality in ('visible', 'lwir'))
+
+
+def _split_frame(frame: str) -> Tuple[str, str, str]:
+    """'setXX/VYYY/IZZZZZ' -> ('setXX', 'VYYY', 'IZZZZZ')."""
+    parts = frame.split('/')
+    if len(parts) != 3:
+        raise ConversionError(f'{frame!r} is not a KAIST frame name (setXX/VYYY/IZZZZZ)')
+    return parts[0], parts[1], parts[2]
 
 
 def read_frame_list(path: str) -> List[str]:
@@ -83,13 +99,15 @@ def parse_bbgt(path: str, report: ConversionReport, frame: str) -> List[dict]:
 
 
 def add_frame(builder: PairedCocoBuilder, report: ConversionReport, root: str, frame: str,
-              objects: List[dict]) -> None:
-    """Check a frame's pair and add it with its objects (non-person labels -> ignore)."""
+              objects: List[dict], image_id: int) -> None:
+    """Check a frame's pair and add it as image ``image_id`` with its objects (non-person
+    labels -> ignore regions)."""
     visible, infrared = frame_images(root, frame)
     size = check_pair(root, visible, infrared, frame, report)
     if size is None:
         return
-    img_id = builder.add_image(visible, infrared, *size, condition=condition_of(frame))
+    img_id = builder.add_image(visible, infrared, *size, image_id=image_id,
+                               condition=condition_of(frame))
     report.num_images += 1
     for obj in objects:
         box = validate_box(obj['box'], size, frame, report)
@@ -105,6 +123,8 @@ def convert_kaist_txt(root: str, frame_list: str, ann_dir: Optional[str] = None,
                       name: str = 'kaist_train') -> Tuple[dict, ConversionReport]:
     """Convert the frames of ``frame_list`` with their bbGt files.
 
+    Image ids are the 0-based positions of the frames in ``frame_list``.
+
     Args:
         ann_dir (str, optional): folder of the bbGt files (``setXX/VYYY/IZZZZZ.txt``), e.g.
             the sanitized training annotations. Default ``root/annotations``.
@@ -112,25 +132,30 @@ def convert_kaist_txt(root: str, frame_list: str, ann_dir: Optional[str] = None,
     ann_dir = ann_dir or osp.join(root, 'annotations')
     builder = PairedCocoBuilder(KAIST_CLASSES)
     report = ConversionReport(name)
-    for frame in read_frame_list(frame_list):
+    report.sources = [frame_list]
+    for image_id, frame in enumerate(read_frame_list(frame_list)):
+        path = osp.join(ann_dir, f'{frame}.txt')
         try:
-            objects = parse_bbgt(osp.join(ann_dir, f'{frame}.txt'), report, frame)
+            objects = parse_bbgt(path, report, frame)
         except AnnotationError as err:
-            report.skip_image(frame, err.reason)
+            report.skip_image(frame, err.reason,
+                              path if err.reason == MISSING_ANNOTATION else None)
             continue
-        add_frame(builder, report, root, frame, objects)
+        add_frame(builder, report, root, frame, objects, image_id)
     return builder.to_dict(), report
 
 
 def convert_kaist_json(root: str, improved_json: str,
                        name: str = 'kaist_test') -> Tuple[dict, ConversionReport]:
-    """Convert the improved test annotations (json with ``im_name`` per image)."""
+    """Convert the improved test annotations (json with ``im_name`` per image), keeping their
+    image ids."""
     with open(improved_json) as f:
         source = json.load(f)
     labels = {cat['id']: cat['name'] for cat in source.get('categories', [])}
     per_image: Dict[int, List[dict]] = defaultdict(list)
     builder = PairedCocoBuilder(KAIST_CLASSES)
     report = ConversionReport(name)
+    report.sources = [improved_json]
     for ann in source['annotations']:
         try:
             x, y, w, h = (float(v) for v in ann['bbox'])
@@ -141,5 +166,5 @@ def convert_kaist_json(root: str, improved_json: str,
             label=labels.get(ann.get('category_id'), PERSON), box=(x, y, x + w, y + h),
             occlusion=int(ann.get('occlusion', 0)), ignore=int(ann.get('ignore', 0))))
     for image in source['images']:
-        add_frame(builder, report, root, image['im_name'], per_image[image['id']])
+        add_frame(builder, report, root, image['im_name'], per_image[image['id']], image['id'])
     return builder.to_dict(), report

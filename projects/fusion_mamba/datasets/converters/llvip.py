@@ -32,8 +32,8 @@ def convert_llvip(root: str, splits: Sequence[str] = LLVIP_SPLITS,
     """Convert each split of an LLVIP tree.
 
     A pair is any stem found in ``visible/<split>`` or ``infrared/<split>``; pairs without
-    an annotation file, with one partner missing, unreadable or of different sizes are
-    skipped and reported.
+    an annotation file, with one partner missing (expected under the other's file name),
+    unreadable or of different sizes are skipped and reported.
 
     Returns:
         dict: split -> (paired COCO dict, report). Paths are relative to ``root``.
@@ -42,13 +42,14 @@ def convert_llvip(root: str, splits: Sequence[str] = LLVIP_SPLITS,
     for split in splits:
         builder = PairedCocoBuilder(LLVIP_CLASSES)
         report = ConversionReport(f'llvip_{split}')
-        visible = _stems(osp.join(root, 'visible', split))
-        infrared = _stems(osp.join(root, 'infrared', split))
+        report.sources = [osp.join(root, modality, split) for modality in ('visible', 'infrared')]
+        visible, infrared = map(_stems, report.sources)
         for stem in sorted(set(visible) | set(infrared)):
+            name = visible.get(stem) or infrared[stem]
             add_voc_pair(
                 builder, report, root, f'{split}/{stem}',
-                f'visible/{split}/{visible[stem]}' if stem in visible else None,
-                f'infrared/{split}/{infrared[stem]}' if stem in infrared else None,
+                f'visible/{split}/{visible.get(stem, name)}',
+                f'infrared/{split}/{infrared.get(stem, name)}',
                 osp.join(root, 'Annotations', f'{stem}.xml'), skip_empty)
         results[split] = (builder.to_dict(), report)
     return results

@@ -20,7 +20,7 @@ import random
 from typing import Dict, List, Optional, Tuple
 
 from ..classes import M3FD_CLASSES
-from .common import (ConversionReport, PairedCocoBuilder, add_voc_pair, find_image,
+from .common import (ConversionReport, PairedCocoBuilder, add_voc_pair, locate_image,
                      read_list)
 
 M3FD_TRAIN_SIZE = 3368
@@ -55,25 +55,33 @@ def convert_m3fd(root: str, seed: int = 0, train_size: int = M3FD_TRAIN_SIZE,
     Returns:
         tuple: (split -> (paired COCO dict, report), split -> stems used). Paths in the json
         are relative to ``root``.
+
+    Raises:
+        FileNotFoundError: a list file or, without lists, ``root/Annotation`` is missing.
     """
     ann_dir = osp.join(root, 'Annotation')
     if split_lists:
         splits = {name: read_list(path) for name, path in split_lists.items()}
+        sources = split_lists
     else:
+        if not osp.isdir(ann_dir):
+            raise FileNotFoundError(f'annotation folder {ann_dir} does not exist (expected the '
+                                    'M3FD layout: Vis/, Ir/, Annotation/)')
         stems = [osp.splitext(n)[0] for n in os.listdir(ann_dir) if n.endswith('.xml')]
+        if not stems:
+            raise FileNotFoundError(f'no .xml annotation in {ann_dir}')
         splits = seeded_split(stems, seed, train_size, val_size)
+        sources = {split: ann_dir for split in splits}
     results = {}
     for split, stems in splits.items():
         if split == 'unused':
             continue
         builder = PairedCocoBuilder(M3FD_CLASSES)
         report = ConversionReport(f'm3fd_{split}')
+        report.sources = [sources[split]]
         for stem in stems:
-            visible = find_image(osp.join(root, 'Vis'), stem)
-            infrared = find_image(osp.join(root, 'Ir'), stem)
-            add_voc_pair(builder, report, root, stem,
-                         visible and osp.relpath(visible, root),
-                         infrared and osp.relpath(infrared, root),
+            add_voc_pair(builder, report, root, stem, locate_image(root, 'Vis', stem, '.png'),
+                         locate_image(root, 'Ir', stem, '.png'),
                          osp.join(ann_dir, f'{stem}.xml'), skip_empty)
         results[split] = (builder.to_dict(), report)
     return results, splits
