@@ -43,9 +43,15 @@ def test_config_is_complete_and_builds(path):
         assert evaluator.ann_file == val_ann, 'evaluator and val dataset disagree'
     model = MODELS.build(cfg.model)
     num_classes = cfg.model.bbox_head.num_classes
-    dataset_cls = DATASETS.get(cfg.val_dataloader.dataset.type)
-    if 'classes' in dataset_cls.METAINFO:
-        assert num_classes == len(dataset_cls.METAINFO['classes'])
+    val_dataset = cfg.val_dataloader.dataset
+    classes = (val_dataset.get('metainfo') or {}).get('classes')  # set by the config
+    if classes is None:
+        classes = DATASETS.get(val_dataset.type).METAINFO.get('classes')
+    if classes is not None:
+        assert num_classes == len(classes)
+    for dataset in _datasets(cfg.train_dataloader):
+        if 'metainfo' in dataset:
+            assert dataset.metainfo == val_dataset.metainfo, 'train and val classes differ'
     assert sum(p.numel() for p in model.parameters()) > 0
 
 

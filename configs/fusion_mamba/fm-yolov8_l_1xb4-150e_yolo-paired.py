@@ -1,0 +1,24 @@
+# FM-YOLOv8-l with the paper's recipe (640x640, SGD lr 0.01, batch 4, 150 epochs) on your own
+# paired dataset with YOLO labels, converted by tools/dataset_converters/yolo_paired.py, e.g.
+#   python tools/dataset_converters/yolo_paired.py data/my_pairs --visible images/train \
+#       --infrared infrared/train --labels labels/train --classes person,car \
+#       --out data/my_pairs/annotations/train.json      (and the same for val)
+# Set the four values below; the rest follows from them.
+_base_ = [
+    '../_base_/models/fm_yolov8.py', '../_base_/datasets/yolo_paired.py',
+    '../_base_/schedules/sgd_150e.py', '../_base_/default_runtime.py'
+]
+data_root = 'data/my_pairs/'  # the converter's ROOT
+classes = ('person', 'car')  # the converter's --classes: same names, same order
+train_ann_file = 'annotations/train.json'  # the converter's --out, relative to data_root
+val_ann_file = 'annotations/val.json'
+
+metainfo = dict(classes=classes)
+train_dataloader = dict(dataset=dict(dataset=dict(
+    data_root=data_root, ann_file=train_ann_file, metainfo=metainfo)))
+val_dataloader = dict(dataset=dict(data_root=data_root, ann_file=val_ann_file,
+                                   metainfo=metainfo))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + val_ann_file)
+test_evaluator = val_evaluator
+model = dict(bbox_head=dict(num_classes=len(classes)))
