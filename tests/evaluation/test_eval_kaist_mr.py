@@ -27,8 +27,10 @@ CROWD = (1, 3, [400, 100, 80, 120], 120, 0)  # 'people': an ignore region everyw
 P4 = (2, 1, [100, 150, 50, 120], 120, 0)  # reasonable; near; occ none
 P5 = (2, 1, [400, 200, 20, 40], 40, 0)  # 40 px: far only; occ none
 P6 = (3, 1, [250, 120, 40, 100], 100, 2)  # heavy occlusion only
+IGNORE = (0, 0, [500, 20, 40, 100], 100, 0)  # '__ignore__': an ignore region everywhere
 # image, bbox (xywh), score
 DETECTIONS = [
+    (0, [505, 30, 30, 80], 0.97),  # d0: inside the '__ignore__' box -> always ignored
     (1, [410, 110, 30, 80], 0.95),  # d4: inside the 'people' box -> always ignored
     (0, P1[2], 0.90),  # d1: on P1
     (2, P5[2], 0.85),  # d6: on P5
@@ -50,7 +52,7 @@ def _mr(*miss_rates):
 # FPPI <= itself (none: miss rate 1). A detection on an ignore region is dropped before the
 # curve; one on a box outside the subset's range hits an ignore region of that subset.
 EXPECTED = {
-    # 4 images, regular P1-P4. d4 (people) and d6 (P5 is 40 px) ignored. By score:
+    # 4 images, regular P1-P4. d0, d4 (ignore labels) and d6 (P5 is 40 px) ignored. By score:
     # TP .9, FP .8, TP .7, FP .65, TP .6 -> (FPPI, recall) (0, .25) (.25, .25) (.25, .5)
     # (.5, .5) (.5, .75): six references see .25 (miss .75), .316 sees .5, .562 and 1 see .75.
     'reasonable-all': (_mr(*[.75] * 6, .5, .25, .25), 75.0, 4, 4),
@@ -99,7 +101,7 @@ def improved_annotations(names=True):
     annotations = [dict(id=k, image_id=img, category_id=cat, bbox=bbox, height=h,
                         occlusion=occ, ignore=0)
                    for k, (img, cat, bbox, h, occ) in enumerate(
-                       [P1, P2, P3, CROWD, P4, P5, P6], 1)]
+                       [P1, P2, P3, CROWD, P4, P5, P6, IGNORE], 1)]
     categories = [dict(id=i, name=name) for i, name in CATEGORIES]
     return dict(images=images, annotations=annotations, categories=categories)
 
@@ -145,7 +147,7 @@ def test_hand_computed_subsets_in_both_formats(tool, ann_json, tmp_path, fmt, ca
     assert tool.main([str(results), str(ann_json), '--out', str(out)]) == 0
     report = json.loads(out.read_text())
     check_rows(report['rows'])
-    assert report['detections'] == 8
+    assert report['detections'] == 9
     assert report['other_category'] == (1 if fmt == 'json' else 0)
     assert report['note'] is None
     printed = capsys.readouterr().out

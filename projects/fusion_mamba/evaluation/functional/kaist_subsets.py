@@ -18,7 +18,7 @@ occ-heavy         all     [1, inf]     heavy
 ================  ======  ===========  ===============
 
 Every subset also makes ignore regions of the boxes leaving the image interior shrunk by 5 px
-and of the labels 'people', 'person?' and 'cyclist' (the defaults of
+and of the labels 'people', 'person?', 'cyclist' and '__ignore__' (the defaults of
 :class:`PedestrianSetting`). Height ranges include both ends (bbGt ``hRng``), so a 45 px
 pedestrian counts in both medium and far. Boxes outside a subset's range are ignore regions,
 not removed: detections on them are neither true nor false positives.

@@ -3,7 +3,8 @@
 The defaults are the KAIST "reasonable" setting of the KAIST devkit (``kaist_eval_full``
 with ``bbGt bbLoad``) and the MLPD ``evaluation_script.py``:
 
-- labels 'people', 'person?' and 'cyclist' are ignore regions (``ilbls``);
+- labels 'people', 'person?' and 'cyclist' are ignore regions (``ilbls``), and so is
+  '__ignore__', the ignore category of the improved test annotations' json;
 - a ground truth box is an ignore region when its height is outside [55, inf] px, its
   occlusion level is not none (0) or partial (1), or it leaves the image interior shrunk by
   5 px (``xRng = [5, W - 5]``, ``yRng = [5, H - 5]``; 635 x 507 for 640 x 512 KAIST frames);
@@ -35,7 +36,7 @@ class PedestrianSetting:
     height_range: Tuple[float, float] = (55.0, math.inf)
     occlusions: Tuple[int, ...] = (0, 1)
     border_margin: Optional[float] = 5.0
-    ignore_names: Tuple[str, ...] = ('people', 'person?', 'cyclist')
+    ignore_names: Tuple[str, ...] = ('people', 'person?', 'cyclist', '__ignore__')
     det_height_expand: Optional[float] = None
 
     def is_ignored(self, bbox: np.ndarray, height: float, occlusion: int,

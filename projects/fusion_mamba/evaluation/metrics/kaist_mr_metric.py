@@ -73,7 +73,7 @@ class KAISTMissRateMetric(BaseMetric):
                  height_range: Tuple[float, float] = (55.0, math.inf),
                  occlusions: Sequence[int] = (0, 1),
                  border_margin: Optional[float] = 5.0,
-                 ignore_names: Sequence[str] = ('people', 'person?', 'cyclist'),
+                 ignore_names: Sequence[str] = ('people', 'person?', 'cyclist', '__ignore__'),
                  det_height_expand: Optional[float] = None,
                  iou_thr: float = 0.5,
                  det_label: Optional[int] = None,
