@@ -4,3 +4,11 @@ _base_ = [
     '../_base_/schedules/sgd_150e.py', '../_base_/default_runtime.py'
 ]
 model = dict(bbox_head=dict(num_classes=1))
+# EMA and YOLOv8's warm-up (schedule), then YOLOv8's close_mosaic: for the last 10 epochs
+# the pairs are letterboxed instead of Mosaic + random affine.
+custom_hooks = [
+    {{_base_.ema_hook}},
+    {{_base_.warmup_hook}},
+    dict(type='MixDatasetPipelineSwitchHook', switch_epoch={{_base_.close_mosaic_epoch}},
+         switch_pipeline={{_base_.train_pipeline_stage2}}),
+]

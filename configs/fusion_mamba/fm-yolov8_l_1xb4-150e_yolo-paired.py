@@ -22,3 +22,11 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + val_ann_file)
 test_evaluator = val_evaluator
 model = dict(bbox_head=dict(num_classes=len(classes)))
+# EMA and YOLOv8's warm-up (schedule), then YOLOv8's close_mosaic: for the last 10 epochs
+# the pairs are letterboxed instead of Mosaic + random affine.
+custom_hooks = [
+    {{_base_.ema_hook}},
+    {{_base_.warmup_hook}},
+    dict(type='MixDatasetPipelineSwitchHook', switch_epoch={{_base_.close_mosaic_epoch}},
+         switch_pipeline={{_base_.train_pipeline_stage2}}),
+]

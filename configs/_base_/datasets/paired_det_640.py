@@ -19,6 +19,18 @@ train_pipeline = [
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='PackMultiModalDetInputs'),
 ]
+# The last epochs (YOLOv8's close_mosaic; the configs' MixDatasetPipelineSwitchHook switches
+# to it): no Mosaic and no random affine; each pair is letterboxed as YOLOv8 does (resized
+# keeping its aspect ratio, padded centred to img_scale), then HSV and flip as before.
+# ultralytics and mmyolo keep a random affine after the letterbox (scale +-50 %, translate
+# +-10 %); here the last epochs see the pairs at the test-time scale.
+train_pipeline_stage2 = [
+    dict(type='PairedLetterResize', scale=img_scale, pad_val=114),
+    dict(type='YOLOXHSVRandomAug'),  # visible only
+    dict(type='PairedRandomFlip', prob=0.5),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='PackMultiModalDetInputs'),
+]
 test_pipeline = [
     dict(type='LoadPairedImagesFromFile', backend_args=backend_args),
     dict(type='PairedResize', scale=img_scale, keep_ratio=True),

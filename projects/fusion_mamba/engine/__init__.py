@@ -1,10 +1,13 @@
 """Training-engine helpers: storage backends, hooks and CPU-only data parallelism."""
 from .atomic_local_backend import AtomicLocalBackend, atomic_write_bytes
 from .cpu_distributed import CPUDistributedDataParallel, init_cpu_distributed
-from .hooks import PairedDetVisualizationHook, RankSyncCheckHook, parameter_digest
+from .hooks import (MixDatasetPipelineSwitchHook, PairedDetVisualizationHook,
+                    RankSyncCheckHook, YOLOv8WarmupHook, parameter_digest)
+from .optimizers import StateSpaceOptimWrapperConstructor
 
 __all__ = [
     'AtomicLocalBackend', 'atomic_write_bytes', 'CPUDistributedDataParallel',
     'init_cpu_distributed', 'PairedDetVisualizationHook', 'RankSyncCheckHook',
-    'parameter_digest'
+    'parameter_digest', 'MixDatasetPipelineSwitchHook', 'YOLOv8WarmupHook',
+    'StateSpaceOptimWrapperConstructor'
 ]
