@@ -116,6 +116,10 @@ class YOLOv8Head(BaseDenseHead):
     - ``loss_dfl = 1.5 / 4 * sum_pos,side(w * DFL) / S`` (= YOLOv8's 1.5 times the mean
       over the four sides).
 
+    Priors whose centre lies inside an ignore region of their image
+    (``batch_gt_instances_ignore``, e.g. KAIST's ignore boxes) and that are not assigned to
+    a gt get no classification loss.
+
     Batch scaling: ultralytics returns ``(box + cls + dfl) * batch_size`` and multiplies by
     the world size under DDP (whose gradient averaging then cancels it), so its
     hyper-parameters (lr 0.01 with SGD) assume a loss that grows with the batch. With
@@ -228,6 +232,35 @@ class YOLOv8Head(BaseDenseHead):
             valid[i, :count] = True
         return bboxes, labels, valid
 
+    @staticmethod
+    def _ignored_priors(priors: Tensor, batch_gt_instances_ignore: OptInstanceList,
+                        num_imgs: int) -> Optional[Tensor]:
+        """``(B, N)`` mask of the priors whose centre lies strictly inside an ignore box of
+        their image, or None when no image has one.
+
+        Args:
+            priors (Tensor): ``(N, 4)`` priors, centres ``x, y`` in pixels first.
+            batch_gt_instances_ignore (list[InstanceData | None] | None): Ignore regions,
+                ``bboxes`` xyxy in pixels, per image.
+            num_imgs (int): B.
+        """
+        if not batch_gt_instances_ignore:
+            return None
+        boxes = [None if ignore is None or len(ignore) == 0 else
+                 get_box_tensor(ignore.bboxes).to(priors)
+                 for ignore in batch_gt_instances_ignore]
+        if all(b is None for b in boxes):
+            return None
+        mask = priors.new_zeros((num_imgs, len(priors)), dtype=torch.bool)
+        centres = priors[:, None, :2]  # (N, 1, 2)
+        for i, img_boxes in enumerate(boxes):
+            if img_boxes is None:
+                continue
+            inside = torch.cat((centres - img_boxes[None, :, :2],
+                                img_boxes[None, :, 2:] - centres), dim=-1)  # (N, M, 4)
+            mask[i] = (inside.amin(dim=-1) > 0).any(dim=1)
+        return mask
+
     def loss_by_feat(self,
                      cls_scores: Sequence[Tensor],
                      bbox_dist_preds: Sequence[Tensor],
@@ -242,7 +275,11 @@ class YOLOv8Head(BaseDenseHead):
             batch_gt_instances (list[InstanceData]): ``bboxes`` (xyxy, pixels) and
                 ``labels`` per image; may be empty.
             batch_img_metas (list[dict]): Image metas (unused).
-            batch_gt_instances_ignore: Not supported; ignored.
+            batch_gt_instances_ignore (list[InstanceData | None], optional): ``bboxes``
+                (xyxy, pixels) of the ignore regions of each image (e.g. KAIST's people
+                and crowds marked ignore). A prior whose centre lies inside one and that
+                the assigner gave no real gt adds no classification loss: it is neither
+                trained as background nor as an object.
 
         Returns:
             dict: ``loss_cls``, ``loss_bbox``, ``loss_dfl`` (scalars).
@@ -260,8 +297,13 @@ class YOLOv8Head(BaseDenseHead):
         fg_mask = assigned['fg_mask']
         scores_sum = target_scores.sum().clamp(min=1)
 
+        ignored = self._ignored_priors(priors, batch_gt_instances_ignore, len(flat_cls))
+        cls_weight = None
+        if ignored is not None:
+            cls_weight = (~(ignored & ~fg_mask)).to(flat_cls.dtype)[..., None].expand_as(
+                flat_cls)
         loss_cls = self.loss_cls(flat_cls, target_scores.to(flat_cls.dtype),
-                                 avg_factor=scores_sum)
+                                 weight=cls_weight, avg_factor=scores_sum)
         if fg_mask.any():
             weight = target_scores.sum(-1)[fg_mask]
             target_bboxes = (assigned['assigned_bboxes'] / strides)[fg_mask]
