@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
@@ -180,7 +181,14 @@ def test_cmsa_forward_backward():
     f_i = torch.randn(2, 8, 4, 5, requires_grad=True)
     fused, rgb, ir = fusion(f_r, f_i)
     assert fused.shape == rgb.shape == ir.shape == (2, 8, 4, 5)
-    torch.testing.assert_close(fused, rgb + ir)
+    # the K blocks run in sequence on the (RGB, IR) pair, the fused map is their sum
+    with torch.no_grad():
+        r, i = f_r, f_i
+        for block in fusion.blocks:
+            r, i = block(r, i)
+    torch.testing.assert_close(rgb, r)
+    torch.testing.assert_close(ir, i)
+    torch.testing.assert_close(fused, r + i)
     fused.sum().backward()
     assert f_r.grad.abs().sum() > 0 and f_i.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.parameters())
@@ -274,13 +282,39 @@ def test_transformer_fusion_pools_tokens_and_returns_residual_streams():
     fused, rgb, ir = fusion(f_r, f_i)
     assert seen == [(2, 2 * 3 * 2, 8)]  # both modalities' pooled tokens in one sequence
     assert fused.shape == rgb.shape == ir.shape == (2, 8, 7, 5)
-    torch.testing.assert_close(fused, rgb + ir)
     fused.sum().backward()
     assert f_r.grad.abs().sum() > 0 and f_i.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.parameters())
-    fusion.eval()  # no dropout: deterministic
     with torch.no_grad():
-        torch.testing.assert_close(fusion(f_r, f_i)[1], fusion(f_r, f_i)[1])
+        assert not torch.allclose(fusion(f_r, f_i)[1], fusion(f_r, f_i)[1])  # dropout on
+        fusion.eval()  # no dropout: deterministic, and as CFT's equations say
+        out = fusion(f_r, f_i)
+        torch.testing.assert_close(fusion(f_r, f_i)[1], out[1])
+        expected = explicit_transformer_fusion(fusion, f_r, f_i)
+    for got, want in zip(out, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def explicit_transformer_fusion(fusion, f_r, f_i):
+    """TransformerFusion from its description (eval mode): pool each stream to the grid, RGB
+    tokens then IR tokens (row-major) plus the position embedding, the module's layers and
+    final norm, each half back on the grid, bilinearly resized and added to its stream."""
+    height, width = f_r.shape[-2:]
+    grid = fusion.pool_size
+    tokens = []
+    for m, f in enumerate((f_r, f_i)):
+        pooled = F.adaptive_avg_pool2d(f, grid) + fusion.pos_embed[m]
+        tokens.append(pooled.flatten(2).transpose(1, 2))  # (B, h * w, C)
+    x = torch.cat(tokens, dim=1)
+    for layer in fusion.layers:
+        x = layer(x)
+    x = fusion.norm(x)
+    outs = []
+    for f, half in zip((f_r, f_i), x.chunk(2, dim=1)):
+        half = half.transpose(1, 2).unflatten(2, grid)
+        outs.append(f + F.interpolate(half, size=(height, width), mode='bilinear',
+                                      align_corners=False))
+    return outs[0] + outs[1], outs[0], outs[1]
 
 
 def test_transformer_fusion_attends_globally_across_modalities():
