@@ -1,17 +1,25 @@
 """Evaluate a checkpoint on a config's test set (MMDetection conventions).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-        [--show-dir DIR] [--cfg-options key=value ...] [--launcher ...]
+        [--show-dir DIR] [--amp [--amp-dtype {bf16,fp16}]] [--cuda-graph]
+        [--cfg-options key=value ...] [--launcher ...]
 
 ``--show-dir`` draws the detections on the visible and infrared images side by side.
+``--amp`` runs the model under ``torch.autocast`` (bfloat16 where the GPU supports it, else
+float16; ``--amp-dtype`` chooses); boxes are decoded and NMS'ed in float32. ``--cuda-graph``
+replays the network (everything before box decoding and NMS) as a CUDA graph per input shape,
+which removes the kernel-launch overhead that dominates at small batches.
 """
 import argparse
 import os
 
+import torch
 from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from fusion_mamba.engine import resolve_amp_dtype
 from fusion_mamba.utils import load_runner_config
 
 
@@ -23,6 +31,11 @@ def parse_args():
     parser.add_argument('--out', help='dump predictions to a pickle file (.pkl)')
     parser.add_argument('--show-dir', help='draw detections on both modalities into this '
                         'folder (inside the work dir)')
+    parser.add_argument('--amp', action='store_true', help='mixed precision inference')
+    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
+                        help='autocast dtype of --amp (default: bf16 where supported)')
+    parser.add_argument('--cuda-graph', action='store_true',
+                        help='replay the network as CUDA graphs (CUDA only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -36,6 +49,12 @@ def parse_args():
 def build_cfg(args) -> Config:
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
+    if args.amp_dtype and not args.amp:
+        raise ValueError('--amp-dtype needs --amp')
+    if args.amp:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        cfg.test_cfg = dict(type='AmpTestLoop',
+                            dtype=resolve_amp_dtype(args.amp_dtype, device))
     if args.show_dir:
         vis_hook = cfg.default_hooks.get('visualization')
         if vis_hook is None:
@@ -52,8 +71,14 @@ def build_cfg(args) -> Config:
 
 
 def main():
-    cfg = build_cfg(parse_args())
+    args = parse_args()
+    cfg = build_cfg(args)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.cuda_graph:
+        if not torch.cuda.is_available():
+            raise ValueError('--cuda-graph needs a CUDA GPU')
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.use_cuda_graphs()
     runner.test()
 
 

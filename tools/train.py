@@ -1,18 +1,23 @@
 """Train a detector from a config (MMDetection conventions, mmengine Runner).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--cfg-options key=value ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--amp-dtype {bf16,fp16}] [--cfg-options key=value ...]
+        [--launcher {none,pytorch,slurm,mpi}]
 
 ``--resume`` alone resumes from the last checkpoint in the work dir (if there is one);
-``--resume CKPT`` resumes from that file.
+``--resume CKPT`` resumes from that file. ``--amp`` trains in mixed precision: bfloat16
+where the GPU supports it, else float16 (``--amp-dtype`` chooses), with a dynamic loss
+scaler whose scale and skipped steps are logged (``LossScaleMonitorHook``).
 """
 import argparse
 import os
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from fusion_mamba.engine import AMP_DTYPES, resolve_amp_dtype
 from fusion_mamba.utils import load_runner_config
 
 
@@ -21,6 +26,8 @@ def parse_args():
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
     parser.add_argument('--amp', action='store_true', help='mixed precision training')
+    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
+                        help='autocast dtype of --amp (default: bf16 where supported)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -38,9 +45,17 @@ def parse_args():
 
 def build_cfg(args) -> Config:
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.amp_dtype and not args.amp:
+        raise ValueError('--amp-dtype needs --amp')
     if args.amp:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        dtype = AMP_DTYPES[resolve_amp_dtype(args.amp_dtype, device)]
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = str(dtype).replace('torch.', '')  # 'bfloat16' / 'float16'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        hooks = cfg.get('custom_hooks', [])
+        if not any(h.get('type') == 'LossScaleMonitorHook' for h in hooks):
+            cfg.custom_hooks = hooks + [dict(type='LossScaleMonitorHook')]
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')

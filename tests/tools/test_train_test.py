@@ -70,11 +70,19 @@ def tiny_setup(tmp_path_factory):
     return folder, write_tiny_config(folder, folder / 'demo_pairs')
 
 
-def test_train_then_test_from_another_directory(tiny_setup):
+@pytest.fixture(scope='module')
+def trained(tiny_setup):
+    """The tiny model trained for one epoch by tools/train.py: (folder, config, work dir,
+    training log)."""
     folder, config = tiny_setup
     work = folder / 'work'
     out = run_tool(REPO / 'tools/train.py', config, '--work-dir', work, cwd=folder)
-    assert 'Epoch(train) [1][2/2]' in out.stdout + out.stderr
+    return folder, config, work, out.stdout + out.stderr
+
+
+def test_train_then_test_from_another_directory(trained):
+    folder, config, work, train_log = trained
+    assert 'Epoch(train) [1][2/2]' in train_log
     ckpt = work / 'epoch_1.pth'
     assert ckpt.is_file() and (work / 'last_checkpoint').read_text().strip() == str(ckpt)
     assert not list(work.glob('*.tmp*')), 'the atomic checkpoint writer left a temp file'
@@ -91,6 +99,37 @@ def test_train_then_test_from_another_directory(tiny_setup):
     import cv2
     drawing = cv2.imread(str(drawings[0]))
     assert drawing.shape[1] == 2 * drawing.shape[0] * 160 // 128  # visible | infrared
+
+
+def _box_iou(a, b):
+    """IoU of two xyxy boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area if area > 0 else 0.0
+
+
+def test_amp_inference_finds_the_fp32_detections(trained):
+    """tools/test.py --amp (bf16 autocast; on a GPU the same loop) evaluates, and each
+    image's best fp32 detections are found again (IoU > 0.8, score within 0.05)."""
+    folder, config, work, _ = trained
+    ckpt = work / 'epoch_1.pth'
+    preds = {}
+    for name, extra in (('fp32', ()), ('bf16', ('--amp', '--amp-dtype', 'bf16'))):
+        out = work / f'{name}.pkl'
+        proc = run_tool(REPO / 'tools/test.py', config, ckpt, '--work-dir', work / name,
+                        '--out', out, *extra, '--cfg-options', 'model.test_cfg.score_thr=0.0',
+                        cwd=folder)
+        assert 'coco/bbox_mAP:' in proc.stdout + proc.stderr
+        preds[name] = mmengine.load(out)
+    for ref, amp in zip(preds['fp32'], preds['bf16']):
+        ref, amp = ref['pred_instances'], amp['pred_instances']
+        assert amp['bboxes'].dtype == torch.float32
+        for box, score in zip(ref['bboxes'][:5].tolist(), ref['scores'][:5].tolist()):
+            assert any(_box_iou(box, other) > 0.8 and abs(score - other_score) < 0.05
+                       for other, other_score in zip(amp['bboxes'].tolist(),
+                                                     amp['scores'].tolist())), (box, score)
 
 
 def _state_dict(path):

@@ -1,11 +1,14 @@
 """Training-engine helpers: storage backends, hooks and CPU-only data parallelism."""
+from .amp import AMP_DTYPES, AmpTestLoop, resolve_amp_dtype
 from .atomic_local_backend import AtomicLocalBackend, atomic_write_bytes
 from .cpu_distributed import CPUDistributedDataParallel, init_cpu_distributed
-from .hooks import (MixDatasetPipelineSwitchHook, PairedDetVisualizationHook,
-                    RankSyncCheckHook, YOLOv8WarmupHook, parameter_digest)
+from .hooks import (LossScaleMonitorHook, MixDatasetPipelineSwitchHook,
+                    PairedDetVisualizationHook, RankSyncCheckHook, YOLOv8WarmupHook,
+                    parameter_digest)
 from .optimizers import StateSpaceOptimWrapperConstructor
 
 __all__ = [
+    'AMP_DTYPES', 'AmpTestLoop', 'resolve_amp_dtype', 'LossScaleMonitorHook',
     'AtomicLocalBackend', 'atomic_write_bytes', 'CPUDistributedDataParallel',
     'init_cpu_distributed', 'PairedDetVisualizationHook', 'RankSyncCheckHook',
     'parameter_digest', 'MixDatasetPipelineSwitchHook', 'YOLOv8WarmupHook',

@@ -1,9 +1,10 @@
+from .amp_monitor_hook import LossScaleMonitorHook
 from .paired_visualization_hook import PairedDetVisualizationHook
 from .pipeline_switch_hook import MixDatasetPipelineSwitchHook
 from .rank_sync_hook import RankSyncCheckHook, parameter_digest
 from .yolov8_warmup_hook import YOLOv8WarmupHook
 
 __all__ = [
-    'PairedDetVisualizationHook', 'RankSyncCheckHook', 'parameter_digest',
-    'MixDatasetPipelineSwitchHook', 'YOLOv8WarmupHook'
+    'LossScaleMonitorHook', 'PairedDetVisualizationHook', 'RankSyncCheckHook',
+    'parameter_digest', 'MixDatasetPipelineSwitchHook', 'YOLOv8WarmupHook'
 ]

@@ -1,0 +1,64 @@
+"""Mixed precision for the entry points: the autocast dtype, and a test loop that uses it.
+
+``--amp`` in ``tools/train.py`` / ``tools/test.py`` / the benchmarks autocasts to bfloat16
+where the device supports it (no loss scaling needed: bf16 has float32's range) and to
+float16 elsewhere; ``--amp-dtype {bf16,fp16}`` chooses.
+"""
+from typing import Optional, Union
+
+import torch
+from mmdet.registry import LOOPS
+from mmengine.runner import TestLoop
+
+AMP_DTYPES = dict(bf16=torch.bfloat16, fp16=torch.float16)
+
+
+def resolve_amp_dtype(name: Optional[str], device: Union[str, torch.device]) -> str:
+    """The autocast dtype ('bf16' or 'fp16', keys of ``AMP_DTYPES``) for ``--amp-dtype name``
+    (None: bf16 unless the device is a GPU without it).
+
+    Raises ``ValueError`` for an unknown name, or for bf16 on a CUDA device without it.
+    """
+    device = torch.device(device)
+    if name is None:
+        if device.type == 'cuda' and not torch.cuda.is_bf16_supported():
+            return 'fp16'
+        return 'bf16'
+    if name not in AMP_DTYPES:
+        raise ValueError(f'--amp-dtype must be one of {sorted(AMP_DTYPES)}, got {name!r}')
+    if (name == 'bf16' and device.type == 'cuda'
+            and not torch.cuda.is_bf16_supported(including_emulation=False)):
+        raise ValueError(f'--amp-dtype bf16: {torch.cuda.get_device_name(device)} has no '
+                         'bfloat16 support; use --amp-dtype fp16')
+    return name
+
+
+@LOOPS.register_module()
+class AmpTestLoop(TestLoop):
+    """mmengine's ``TestLoop`` under ``torch.autocast`` with a chosen dtype (mmengine's own
+    ``fp16=True`` autocasts to float16 only).
+
+    Args:
+        runner, dataloader, evaluator: As :class:`mmengine.runner.TestLoop`.
+        dtype (str): 'bf16' or 'fp16'.
+    """
+
+    def __init__(self, runner, dataloader, evaluator, dtype: str = 'bf16'):
+        if dtype not in AMP_DTYPES:
+            raise ValueError(f'AmpTestLoop: dtype must be one of {sorted(AMP_DTYPES)}, '
+                             f'got {dtype!r}')
+        super().__init__(runner, dataloader, evaluator, fp16=False)
+        self.dtype = AMP_DTYPES[dtype]
+
+    @torch.no_grad()
+    def run_iter(self, idx, data_batch) -> None:
+        """``TestLoop.run_iter`` with the model's step under ``torch.autocast(self.dtype)``
+        (the parent's step enters mmengine's autocast, whose ``enabled=False`` would switch
+        an outer one off)."""
+        self.runner.call_hook('before_test_iter', batch_idx=idx, data_batch=data_batch)
+        device = next(self.runner.model.parameters()).device
+        with torch.autocast(device_type=device.type, dtype=self.dtype):
+            outputs = self.runner.model.test_step(data_batch)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        self.runner.call_hook('after_test_iter', batch_idx=idx, data_batch=data_batch,
+                              outputs=outputs)
