@@ -146,6 +146,30 @@ def test_sasf_merged_kernel_follows_weight_updates(monkeypatch):
         assert not torch.allclose(before, after, atol=1e-4)
 
 
+def test_sasf_merges_once_per_weight_state_in_eval(monkeypatch):
+    """Repeated gradient-free eval forwards reuse the merged kernel; an in-place update of
+    the kernels in eval mode (version bump) or a new storage (``.data =``) rebuilds it."""
+    merges = []
+    merged_kernel = SASF.merged_kernel
+    monkeypatch.setattr(SASF, 'merged_kernel', lambda self: merges.append(1) or
+                        merged_kernel(self))
+    torch.manual_seed(0)
+    sasf = randomize_(SASF(6, d_state=1, backend='torch')).eval()
+    x = torch.randn(1, 6, 5, 8)
+    with torch.no_grad():
+        first = sasf(x)
+        sasf(x)
+        assert len(merges) == 1
+        sasf.fusion_kernels.mul_(0.5)
+        halved = sasf(x)
+        assert len(merges) == 2
+        sasf.fusion_kernels.data = sasf.fusion_kernels.data * 2.0
+        restored = sasf(x)
+        assert len(merges) == 3
+    assert not torch.allclose(first, halved, atol=1e-4)
+    torch.testing.assert_close(restored, first, rtol=1e-5, atol=1e-5)
+
+
 def test_sasf_in_fusion_mamba_block_vss_and_dssf():
     torch.manual_seed(0)
     block = FusionMambaBlock(8, num_dssf=1, ssm_cfg=dict(type='SASF', d_state=1,

@@ -16,18 +16,20 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
 from fusion_mamba.ops import cross_modal_ss2d_scan
-from ..layers.ss2d import NUM_DIRECTIONS, SS2D, resolve_dt_rank
+from ..layers.selective_scan_module import SelectiveScanModule
+from ..layers.ss2d import NUM_DIRECTIONS
 
 NUM_MODALITIES = 2
 
 
-class CrossModalSS2D(nn.Module):
+class CrossModalSS2D(SelectiveScanModule):
     """Cross SS2D (S4Fusion's Algorithm 1) on two (B, D, H, W) maps.
 
     Modality ``m`` (0: ``x_a``, the even tokens; 1: ``x_b``, the odd tokens) has its own
     per-direction projections to (dt, B, C) and its own dt projection; the step bias, A and
-    D are shared. Each modality's parameters are computed from its own tokens only
-    (:meth:`token_parameters`); the interleaved scan then lets each modality write into and
+    D are shared (``proj_groups = (2, 4)``, four scans, see :class:`SelectiveScanModule`).
+    Each modality's parameters are computed from its own tokens only
+    (:meth:`modality_parameters`); the interleaved scan then lets each modality write into and
     read from the one shared state.
 
     Args:
@@ -48,37 +50,17 @@ class CrossModalSS2D(nn.Module):
                  dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4,
                  backend: str = 'auto'):
-        super().__init__()
-        self.d_inner = d_inner
-        self.d_state = d_state
-        self.dt_rank = resolve_dt_rank(dt_rank, d_model or d_inner)
-        self.backend = backend
-        m, k, d, n, r = NUM_MODALITIES, NUM_DIRECTIONS, d_inner, d_state, self.dt_rank
-        self.x_proj_weight = nn.Parameter(torch.empty(m, k, r + 2 * n, d))
-        self.dt_proj_weight = nn.Parameter(torch.empty(m, k, d, r))
-        self.dt_proj_bias = nn.Parameter(torch.empty(k, d))
-        self.A_log = nn.Parameter(torch.empty(k * d, n))
-        self.D = nn.Parameter(torch.empty(k * d))
-        self._dt_range = (dt_min, dt_max, dt_init_floor)
+        super().__init__(d_inner, d_state, dt_rank, d_model, dt_min, dt_max, dt_init_floor,
+                         backend, proj_groups=(NUM_MODALITIES, NUM_DIRECTIONS),
+                         num_scans=NUM_DIRECTIONS)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Mamba's initialisation, as SS2D's (it does not depend on the parameter shapes)."""
-        SS2D.reset_parameters(self)
-
-    def token_parameters(self, x: torch.Tensor,
-                         modality: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-token scan parameters of one modality from its own map x (B, D, H, W).
-
-        Returns:
-            delta (B, 4, D, H, W) before bias and softplus, B and C (B, 4, N, H, W).
-        """
-        n, r = self.d_state, self.dt_rank
-        # in x's dtype: the scan wants delta (and B, C) in the dtype of x, also under autocast
-        proj = torch.einsum('bdhw,kcd->bkchw', x, self.x_proj_weight[modality].to(x.dtype))
-        dt, B, C = torch.split(proj, [r, n, n], dim=2)
-        delta = torch.einsum('bkrhw,kdr->bkdhw', dt, self.dt_proj_weight[modality].to(x.dtype))
-        return delta, B.contiguous(), C.contiguous()
+    def modality_parameters(self, x: torch.Tensor,
+                            modality: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-token scan parameters of one modality from its own map x (B, D, H, W):
+        delta (B, 4, D, H, W) before bias and softplus, B and C (B, 4, N, H, W)."""
+        return self.token_parameters(x, self.x_proj_weight[modality],
+                                     self.dt_proj_weight[modality])
 
     def forward(self, x_a: torch.Tensor,
                 x_b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -87,16 +69,12 @@ class CrossModalSS2D(nn.Module):
             if x.dim() != 4 or x.shape[1] != self.d_inner:
                 raise ValueError(f'CrossModalSS2D expects {name} of shape (B, {self.d_inner}, '
                                  f'H, W), got {tuple(x.shape)}')
-        delta_a, B_a, C_a = self.token_parameters(x_a, 0)
-        delta_b, B_b, C_b = self.token_parameters(x_b, 1)
-        return cross_modal_ss2d_scan(
-            x_a, x_b, delta_a, delta_b, -torch.exp(self.A_log.float()), B_a, B_b, C_a, C_b,
-            D=self.D.float(), delta_bias=self.dt_proj_bias.flatten().float(),
-            delta_softplus=True, backend=self.backend)
-
-    def extra_repr(self) -> str:
-        return (f'd_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, '
-                f'backend={self.backend!r}')
+        delta_a, B_a, C_a = self.modality_parameters(x_a, 0)
+        delta_b, B_b, C_b = self.modality_parameters(x_b, 1)
+        A, D, delta_bias = self.scan_constants()
+        return cross_modal_ss2d_scan(x_a, x_b, delta_a, delta_b, A, B_a, B_b, C_a, C_b, D=D,
+                                     delta_bias=delta_bias, delta_softplus=True,
+                                     backend=self.backend)
 
 
 class CMSABlock(nn.Module):

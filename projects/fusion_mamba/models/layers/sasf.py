@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 
 from fusion_mamba.ops import selective_scan_states
-from .ss2d import SS2D, resolve_dt_rank
+from .selective_scan_module import SelectiveScanModule
 
 
 @MODELS.register_module()
-class SASF(nn.Module):
+class SASF(SelectiveScanModule):
     """One raster-order selective scan whose hidden states are fused over the 2D neighbourhood.
 
     With per-token ``(dt, B, C)`` projected from the input u (B, D, H, W):
@@ -27,10 +27,13 @@ class SASF(nn.Module):
 
     In training the three dilated convolutions run separately; in eval mode they are merged
     into one (2 * max(dilations) + 1)-sized depthwise kernel, which is exact because replicate
-    padding clamps indices whatever the padding width. The merged kernel is rebuilt at every
-    eval forward (a few thousand multiply-adds): a cache keyed on the parameters' version
-    counters would go stale after in-place updates through ``.data`` (mmengine's EMA does
-    that), which bump no version and keep the storage.
+    padding clamps indices whatever the padding width. The merged kernel is cached for
+    gradient-free eval forwards and rebuilt whenever the kernels may have changed: at every
+    switch between train and eval mode (optimizer steps and mmengine's EMA updates happen in
+    train mode; EMA's swap for validation precedes ``eval()``), after in-place updates
+    (version counter), and when the storage is replaced (``.data`` assignment). An in-place
+    update through ``.data`` while the module stays in eval mode is not seen: call
+    ``train(False)`` again after one.
 
     Args:
         d_inner (int): Channels D of the scanned map.
@@ -52,29 +55,20 @@ class SASF(nn.Module):
                  dt_init_floor: float = 1e-4,
                  dilations: Sequence[int] = (1, 3, 5),
                  backend: str = 'auto'):
-        super().__init__()
         if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
             raise ValueError(f'SASF: dilations must be positive ints, got {dilations!r}')
-        self.d_inner = d_inner
-        self.d_state = d_state
-        self.dt_rank = resolve_dt_rank(dt_rank, d_model or d_inner)
+        # one raster scan: a single projection group and one set of A / D
+        super().__init__(d_inner, d_state, dt_rank, d_model, dt_min, dt_max, dt_init_floor,
+                         backend, proj_groups=(1, ), num_scans=1)
         self.dilations = tuple(dilations)
-        self.backend = backend
-        d, n, r = d_inner, d_state, self.dt_rank
-        # A leading direction axis of size 1 keeps SS2D's parameter layout (and initialiser).
-        self.x_proj_weight = nn.Parameter(torch.empty(1, r + 2 * n, d))
-        self.dt_proj_weight = nn.Parameter(torch.empty(1, d, r))
-        self.dt_proj_bias = nn.Parameter(torch.empty(1, d))
-        self.A_log = nn.Parameter(torch.empty(d, n))
-        self.D = nn.Parameter(torch.empty(d))
-        self.fusion_kernels = nn.Parameter(torch.empty(len(self.dilations), d, 1, 3, 3))
-        self._dt_range = (dt_min, dt_max, dt_init_floor)
+        self.fusion_kernels = nn.Parameter(torch.empty(len(self.dilations), d_inner, 1, 3, 3))
+        self._merged_cache = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Mamba's initialisation of the scan (as SS2D's, shape-agnostic); the fusion kernels
-        start as the identity (centre tap 1 of the first kernel), i.e. as a plain scan."""
-        SS2D.reset_parameters(self)
+        """Mamba's initialisation of the scan; the fusion kernels start as the identity
+        (centre tap 1 of the first kernel), i.e. as a plain scan."""
+        super().reset_parameters()
         with torch.no_grad():
             self.fusion_kernels.zero_()
             self.fusion_kernels[0, :, 0, 1, 1] = 1.0
@@ -94,6 +88,22 @@ class SASF(nn.Module):
             merged = merged + F.pad(dilated, [(size - span) // 2] * 4)
         return merged
 
+    def train(self, mode: bool = True) -> 'SASF':
+        self._merged_cache = None  # the kernels may have changed since the last switch
+        return super().train(mode)
+
+    def _eval_kernel(self) -> torch.Tensor:
+        """The merged kernel, cached while the fusion kernels are unchanged and no gradient
+        is wanted."""
+        weights = self.fusion_kernels
+        if torch.is_grad_enabled() and weights.requires_grad:
+            return self.merged_kernel()
+        key = (weights._version, weights.data_ptr(), weights.device, weights.dtype)
+        if self._merged_cache is None or self._merged_cache[0] != key:
+            with torch.no_grad():
+                self._merged_cache = (key, self.merged_kernel())
+        return self._merged_cache[1]
+
     def fuse_states(self, h: torch.Tensor, merged: bool) -> torch.Tensor:
         """Structure-aware state fusion of h (B, D, N, H, W) -> (B, D, N, H, W).
 
@@ -109,7 +119,7 @@ class SASF(nn.Module):
             return F.conv2d(x, weight, dilation=dilation, groups=dim * n)
 
         if merged:
-            out = conv(h, self.merged_kernel(), 1)
+            out = conv(h, self._eval_kernel(), 1)
         else:
             out = sum(conv(h, w, d) for w, d in zip(self.fusion_kernels, self.dilations))
         return out.view(batch, dim, n, height, width)
@@ -119,21 +129,15 @@ class SASF(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.d_inner:
             raise ValueError(f'SASF expects (B, {self.d_inner}, H, W), got {tuple(x.shape)}')
         batch, dim, height, width = x.shape
-        n, r = self.d_state, self.dt_rank
-        # the projections in x's dtype: the scan wants delta (and B) in u's dtype, also under
-        # autocast
-        proj = torch.einsum('bdhw,cd->bchw', x, self.x_proj_weight[0].to(x.dtype))
-        dt, B, C = torch.split(proj, [r, n, n], dim=1)
-        delta = torch.einsum('brhw,dr->bdhw', dt, self.dt_proj_weight[0].to(x.dtype))
-        h = selective_scan_states(
-            x.flatten(2), delta.flatten(2), -torch.exp(self.A_log.float()),
-            B.flatten(2), delta_bias=self.dt_proj_bias[0].float(), delta_softplus=True,
-            backend=self.backend)
-        h = h.reshape(batch, dim, n, height, width)
+        delta, B, C = self.token_parameters(x, self.x_proj_weight, self.dt_proj_weight)
+        A, D, delta_bias = self.scan_constants()
+        h = selective_scan_states(x.flatten(2), delta[:, 0].flatten(2), A, B[:, 0].flatten(2),
+                                  delta_bias=delta_bias, delta_softplus=True,
+                                  backend=self.backend)
+        h = h.reshape(batch, dim, self.d_state, height, width)
         h = self.fuse_states(h, merged=not self.training)
-        y = torch.einsum('bdnhw,bnhw->bdhw', h, C.to(h.dtype))
-        return (y + self.D.float()[:, None, None] * x).to(x.dtype)
+        y = torch.einsum('bdnhw,bnhw->bdhw', h, C[:, 0].to(h.dtype))
+        return (y + D[:, None, None] * x).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return (f'd_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, '
-                f'dilations={self.dilations}, backend={self.backend!r}')
+        return f'{super().extra_repr()}, dilations={self.dilations}'

@@ -1,0 +1,112 @@
+"""The parameters every selective-scan module shares: projections, A, D and their init."""
+import math
+from typing import Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+
+def resolve_dt_rank(dt_rank: Union[int, str], d_model: int) -> int:
+    """``'auto'`` gives VMamba's ``ceil(d_model / 16)``; an int is used as is."""
+    if dt_rank == 'auto':
+        return math.ceil(d_model / 16)
+    if not isinstance(dt_rank, int) or dt_rank < 1:
+        raise ValueError(f"dt_rank must be 'auto' or a positive int, got {dt_rank!r}")
+    return dt_rank
+
+
+class SelectiveScanModule(nn.Module):
+    """Base of SS2D, SASF and Cross SS2D: Mamba's per-token projections and scan parameters.
+
+    With R = dt_rank, N = d_state, D = d_inner, ``proj_groups`` the leading shape of the
+    projections (one projection per scan direction, and per modality for Cross SS2D) and S
+    the number of scans (``num_scans``) sharing the step bias, A and D:
+
+    - ``x_proj_weight`` (*proj_groups, R + 2N, D): token -> (dt, B, C);
+    - ``dt_proj_weight`` (*proj_groups, D, R), ``dt_proj_bias`` (S, D): dt -> step;
+    - ``A_log`` (S * D, N), ``D`` (S * D,): scan ``k`` uses rows ``k * D ... (k + 1) * D - 1``.
+
+    Args:
+        d_inner (int): Channels D of the scanned map.
+        d_state (int): State size N per channel.
+        dt_rank (int | str): Rank R of the dt projection; ``'auto'`` is ceil(d_model / 16).
+        d_model (int): Width of the block's input, used by ``dt_rank='auto'``.
+        dt_min, dt_max, dt_init_floor (float): Range of the initial step sizes (Mamba's).
+        backend (str): Scan backend, see :func:`fusion_mamba.ops.selective_scan`.
+        proj_groups (Sequence[int]): Leading shape of the projection weights.
+        num_scans (int): S.
+    """
+
+    def __init__(self,
+                 d_inner: int,
+                 d_state: int,
+                 dt_rank: Union[int, str],
+                 d_model: int,
+                 dt_min: float,
+                 dt_max: float,
+                 dt_init_floor: float,
+                 backend: str,
+                 proj_groups: Sequence[int],
+                 num_scans: int):
+        super().__init__()
+        self.d_inner = d_inner
+        self.d_state = d_state
+        self.dt_rank = resolve_dt_rank(dt_rank, d_model or d_inner)
+        self.backend = backend
+        d, n, r = d_inner, d_state, self.dt_rank
+        self.x_proj_weight = nn.Parameter(torch.empty(*proj_groups, r + 2 * n, d))
+        self.dt_proj_weight = nn.Parameter(torch.empty(*proj_groups, d, r))
+        self.dt_proj_bias = nn.Parameter(torch.empty(num_scans, d))
+        self.A_log = nn.Parameter(torch.empty(num_scans * d, n))
+        self.D = nn.Parameter(torch.empty(num_scans * d))
+        self._dt_range = (dt_min, dt_max, dt_init_floor)
+
+    def reset_parameters(self) -> None:
+        """Mamba's initialisation: S4D-real A, D = 1, dt log-uniform in [dt_min, dt_max]; A_log
+        and D are flagged ``_no_weight_decay`` (read by the optimizer constructor)."""
+        dt_min, dt_max, dt_floor = self._dt_range
+        bound = self.d_inner**-0.5
+        nn.init.uniform_(self.x_proj_weight, -bound, bound)
+        nn.init.uniform_(self.dt_proj_weight, -self.dt_rank**-0.5, self.dt_rank**-0.5)
+        dt = torch.exp(
+            torch.rand_like(self.dt_proj_bias) * (math.log(dt_max) - math.log(dt_min))
+            + math.log(dt_min)).clamp(min=dt_floor)
+        with torch.no_grad():
+            # inverse of softplus, so that softplus(bias) == dt
+            self.dt_proj_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+            a = torch.arange(1, self.d_state + 1, dtype=torch.float32)
+            self.A_log.copy_(torch.log(a).expand_as(self.A_log))
+            self.D.fill_(1.0)
+        self.A_log._no_weight_decay = True
+        self.D._no_weight_decay = True
+
+    def token_parameters(self, x: torch.Tensor, x_proj_weight: torch.Tensor,
+                         dt_proj_weight: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-token (delta, B, C) of a (B, D, H, W) map for K projections.
+
+        The projections run in x's dtype (bf16 / fp16 activations under autocast with fp32
+        weights): the scan wants delta, B and C in u's dtype and accumulates in fp32.
+
+        Args:
+            x: (B, D, H, W).
+            x_proj_weight: (K, R + 2N, D). dt_proj_weight: (K, D, R).
+
+        Returns:
+            delta (B, K, D, H, W) before bias and softplus; B and C (B, K, N, H, W),
+            contiguous.
+        """
+        n, r = self.d_state, self.dt_rank
+        proj = torch.einsum('bdhw,kcd->bkchw', x, x_proj_weight.to(x.dtype))
+        dt, B, C = torch.split(proj, [r, n, n], dim=2)
+        delta = torch.einsum('bkrhw,kdr->bkdhw', dt, dt_proj_weight.to(x.dtype))
+        return delta, B.contiguous(), C.contiguous()
+
+    def scan_constants(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A = -exp(A_log) (S * D, N), D (S * D,) and the step bias (S * D,), in float32."""
+        return (-torch.exp(self.A_log.float()), self.D.float(),
+                self.dt_proj_bias.flatten().float())
+
+    def extra_repr(self) -> str:
+        return (f'd_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, '
+                f'backend={self.backend!r}')
