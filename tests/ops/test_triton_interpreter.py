@@ -40,19 +40,22 @@ def check_ss2d(dim, d_state, height, width):
     ref = explicit_ss2d(**ref_inputs)
     assert_close(ours, ref, torch.float32)
     assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
+    with torch.no_grad():  # inference: no chunk states are saved
+        assert_close(ss2d_selective_scan(**inputs, backend='triton'), ref, torch.float32)
 
 
-def with_launch(chunk, fwd, bwd):
+def with_launch(chunk, fwd, bwd, prefetch=False, lanes=False):
     # the kernels under other launches: several chunks per column, channel blocks that
-    # differ between the passes
+    # differ between the passes, the prefetching and the channels-on-lanes forward
     def config(d_state, per_block, length):
         np_ = triton_kernels.triton.next_power_of_2(d_state)
-        return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd)
+        return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, lanes)
     return config
 
 
 for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
-               with_launch(8, (1, 1), (2, 2))):
+               with_launch(8, (1, 1), (2, 2), prefetch=True),
+               with_launch(4, (4, 1), (1, 1), lanes=True)):
     triton_kernels.launch_config = launch
     check_scan()
     check_states()

@@ -3,6 +3,7 @@
 and ``tools/test.sh`` (evaluation; ``--benchmark`` on synthetic inputs with ``--run-slow``)."""
 import importlib.util
 import json
+import math
 import os
 import re
 import subprocess
@@ -134,6 +135,45 @@ def test_benchmark_detector_on_cpu(tiny):
     assert results['device'] == 'cpu' and results['num_iters'] == 2
     assert set(results['results']) == set(parts)
     assert results['results']['backbone + fusion']['peak_memory_mib'] is None
+
+
+def test_benchmark_detector_amp_profile_on_cpu(tiny):
+    """--amp runs both parts under bf16 autocast; --profile prints where the time goes (the
+    groups' shares add up to the whole) and writes the traces beside --out."""
+    out_json = tiny['folder'] / 'bench_amp.json'
+    stdout = run_python('tools/analysis_tools/benchmark_detector.py', tiny['config'],
+                        tiny['checkpoint'], '--num-iters', 2, '--warmup', 1, '--device', 'cpu',
+                        '--amp', '--profile', 1, '--out', out_json)
+    assert 'precision: autocast bf16' in stdout
+    profiles = re.findall(r'profile of (.+?): 1 iterations, ([\d.]+) ms of CPU operators',
+                          stdout)
+    assert [name for name, _ in profiles] == ['detector (predict, incl. preprocess + NMS)',
+                                             'backbone + fusion'], stdout
+    for block in stdout.split('profile of ')[1:]:
+        shares = re.findall(r'^\| [^|]+ \| [\d.]+ \| ([\d.]+)% \| \d+ \|$',
+                            block.split('| kernel |')[0], flags=re.M)
+        assert sum(map(float, shares)) == pytest.approx(100, abs=0.5), block
+        assert re.search(r'^\| selective scan \| [\d.]+ \|', block, flags=re.M), block
+    results = json.loads(out_json.read_text())
+    assert results['precision'] == 'bf16' and len(results['profiles']) == 2
+    assert len(list(tiny['folder'].glob('bench_amp.*.trace.json'))) == 2
+
+
+def test_benchmark_train_on_cpu(tiny):
+    """Training steps on synthetic pairs: the table's pairs/s is the batch over the mean step
+    time, the JSON has the same numbers and finite losses."""
+    out_json = tiny['folder'] / 'train_bench.json'
+    stdout = run_python('tools/analysis_tools/benchmark_train.py', tiny['config'],
+                        '--batch-size', 2, '--num-iters', 2, '--warmup', 1, '--shape', 96, 128,
+                        '--device', 'cpu', '--out', out_json)
+    assert 'data loading excluded' in stdout
+    row = table_rows(stdout)['tiny_fmb.py']
+    batch, precision, mean, p50, p90, pairs, memory = row
+    assert (batch, precision, memory) == ('2', 'fp32', 'n/a')
+    assert float(pairs) == pytest.approx(2 / float(mean), rel=0.02)
+    result = json.loads(out_json.read_text())['result']
+    assert result['step_mean_s'] == pytest.approx(float(mean), abs=1e-4)
+    assert all(map(math.isfinite, (result['first_loss'], result['last_loss'])))
 
 
 def expected_scan_flops(num_dssf: int, size: int = 128) -> int:

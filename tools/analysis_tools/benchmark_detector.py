@@ -2,7 +2,8 @@
 
     python tools/analysis_tools/benchmark_detector.py CONFIG [CHECKPOINT] [--num-iters 200]
         [--warmup 20] [--batch-size 1] [--device cuda|cpu] [--shape H W] [--synthetic]
-        [--out results.json] [--cfg-options key=value ...]
+        [--amp [--amp-dtype bf16|fp16]] [--cuda-graph] [--profile N] [--out results.json]
+        [--cfg-options key=value ...]
 
 Two parts are timed, each after ``--warmup`` untimed iterations:
 
@@ -19,9 +20,18 @@ batches are loaded before timing and cycled. CUDA is synchronised before and aft
 timed iteration; latency is given per image pair (iteration time / batch size), throughput
 in pairs per second, peak memory as ``torch.cuda.max_memory_allocated`` over the timed
 iterations (weights included; for ``backbone+fusion`` also the pooled preprocessed
-batches, which stay on the device). The selective-scan backend the SS2D modules resolve to
+batches, which stay on the device). The selective-scan backend the scan modules resolve to
 on the device is printed (it decides most of the fusion blocks' speed). Without a
 checkpoint the weights are random, which changes how many boxes reach the NMS.
+
+``--cuda-graph`` replays the network (backbone, fusion, neck, head forward) of the detector
+part as CUDA graphs (:meth:`MultiModalDetector.use_cuda_graphs`; preprocessing, box decoding
+and NMS stay eager) and the backbone + fusion part as a graph of its own.
+``--amp`` runs both parts under ``torch.autocast`` (bfloat16 where the device supports it,
+else float16; ``--amp-dtype`` chooses). ``--profile N`` then runs N more iterations of each
+part under ``torch.profiler`` and prints where the device time goes: the kernels (or CPU
+operators) with the most self time, their launch counts per iteration, and the total; the
+traces are written beside ``--out`` (``*.trace.json``, for chrome://tracing or Perfetto).
 
 On CPU, torch runs ``torch.get_num_threads()`` OpenMP threads (printed); on a machine where
 other processes keep the cores busy, spinning threads can slow a small model down a
@@ -33,6 +43,7 @@ import itertools
 import json
 import os
 import os.path as osp
+import re
 import time
 from typing import Callable, Dict, List
 
@@ -44,6 +55,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 POOL_BATCHES = 16  # distinct batches loaded before timing, cycled through
+PROFILE_TOP = 25  # kernels listed by --profile
 
 
 def parse_args(argv=None):
@@ -63,6 +75,14 @@ def parse_args(argv=None):
                         help='image size of the synthetic inputs (default 640 640)')
     parser.add_argument('--synthetic', action='store_true',
                         help='use synthetic inputs even when the test data exists')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (torch.autocast) inference')
+    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
+                        help='autocast dtype of --amp (default: bf16 where supported)')
+    parser.add_argument('--cuda-graph', action='store_true',
+                        help='replay the network as CUDA graphs (CUDA only)')
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help='profile N more iterations per part with torch.profiler')
     parser.add_argument('--log-interval', type=int, default=50,
                         help='print progress every N timed iterations (default 50)')
     parser.add_argument('--out', help='also write the results to this JSON file')
@@ -72,6 +92,12 @@ def parse_args(argv=None):
     for name in ('num_iters', 'batch_size', 'log_interval'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    if args.amp_dtype and not args.amp:
+        parser.error('--amp-dtype needs --amp')
+    if args.cuda_graph and not args.device.startswith('cuda'):
+        parser.error('--cuda-graph needs --device cuda')
+    if args.profile < 0:
+        parser.error(f'--profile must be >= 0, got {args.profile}')
     if args.warmup < 0:
         parser.error(f'--warmup must be >= 0, got {args.warmup}')
     if min(args.shape) < 1:
@@ -89,12 +115,14 @@ def check_device(name: str) -> torch.device:
 
 
 def scan_backends(model: torch.nn.Module, device: torch.device) -> str:
-    """The selective-scan backends the model's SS2D modules resolve to on ``device``."""
-    from fusion_mamba.models.layers.ss2d import SS2D
+    """The selective-scan backends the model's scan modules (SS2D, SASF, Cross SS2D) resolve
+    to on ``device``."""
+    from fusion_mamba.models.layers.selective_scan_module import SelectiveScanModule
     from fusion_mamba.ops import resolve_backend
-    requested = sorted({m.backend for m in model.modules() if isinstance(m, SS2D)})
+    requested = sorted({m.backend for m in model.modules()
+                        if isinstance(m, SelectiveScanModule)})
     if not requested:
-        return 'none (the model has no SS2D module)'
+        return 'none (the model has no selective-scan module)'
     return ', '.join(f'{resolve_backend(name, device)} (requested {name!r})'
                      for name in requested)
 
@@ -192,6 +220,78 @@ def time_part(name: str, step: Callable[[object], object], batches: list, args,
                                  if cuda else None))
 
 
+KERNEL_GROUPS = (  # (group, regular expression on the kernel / operator name), first match
+    ('selective scan', r'_scan_(fwd|bwd)|selective_scan|fusion_mamba_scan|_CompiledScan'),
+    ('matmul (GEMM)', r'gemm|cutlass|xmma|nvjet|cublas|addmm|\bmm\b|matmul|linear'),
+    ('convolution', r'conv|cudnn|implicit|winograd|depthwise'),
+    ('normalization', r'norm'),
+    ('NMS', r'nms'),
+    ('copy / layout', r'copy|cat|Memcpy|Memset|transpose|permute|stack|contiguous|flip|gather'),
+    ('elementwise / reduce', r'elementwise|reduce|silu|sigmoid|softplus|softmax|exp|mul|add'),
+)
+
+
+def kernel_group(name: str) -> str:
+    """The coarse group of a kernel name, for the where-the-time-goes summary."""
+    for group, pattern in KERNEL_GROUPS:
+        if re.search(pattern, name, flags=re.IGNORECASE):
+            return group
+    return 'other'
+
+
+def profile_part(name: str, step: Callable[[object], object], batches: list, iters: int,
+                 device: torch.device, trace_path: str = None) -> str:
+    """Run ``iters`` iterations of ``step`` under ``torch.profiler``; returns a printable
+    summary of where the device time goes (CPU operators on CPU): per group and per kernel,
+    self time per iteration and launches per iteration."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    cycle = itertools.cycle(batches)
+    with torch.no_grad(), profile(activities=activities) as prof:
+        for _ in range(iters):
+            step(next(cycle))
+        if cuda:
+            torch.cuda.synchronize(device)
+    if trace_path:
+        prof.export_chrome_trace(trace_path)
+    kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
+    rows = [(e.key, e.self_device_time_total if cuda else e.self_cpu_time_total, e.count)
+            for e in prof.key_averages() if e.device_type == kind]
+    rows = [r for r in rows if r[1] > 0]
+    total = sum(r[1] for r in rows) / iters / 1e3
+    launches = sum(r[2] for r in rows) / iters
+    groups: Dict[str, List[float]] = {}
+    for key, us, count in rows:
+        g = groups.setdefault(kernel_group(key), [0.0, 0.0])
+        g[0] += us / iters / 1e3
+        g[1] += count / iters
+    what = 'kernels' if cuda else 'CPU operators (self time)'
+    lines = [f'profile of {name}: {iters} iterations, {total:.2f} ms of {what} and '
+             f'{launches:.0f} launches per iteration',
+             '| group | ms / iter | share | launches / iter |', '|---|---:|---:|---:|']
+    for group, (ms, count) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f'| {group} | {ms:.2f} | {100 * ms / total:.1f}% | {count:.0f} |')
+    lines += ['| kernel | ms / iter | share | launches / iter |', '|---|---:|---:|---:|']
+    for key, us, count in sorted(rows, key=lambda r: -r[1])[:PROFILE_TOP]:
+        ms = us / iters / 1e3
+        lines.append(f'| {key[:90]} | {ms:.3f} | {100 * ms / total:.1f}% | '
+                     f'{count / iters:.0f} |')
+    return '\n'.join(lines)
+
+
+def under_autocast(step: Callable[[object], object], device: torch.device,
+                   dtype) -> Callable[[object], object]:
+    """``step`` run under ``torch.autocast(dtype)``; ``step`` itself when dtype is None."""
+    if dtype is None:
+        return step
+
+    def autocast_step(batch):
+        with torch.autocast(device_type=device.type, dtype=dtype):
+            return step(batch)
+    return autocast_step
+
+
 def markdown_table(results: Dict[str, dict], batch_size: int) -> str:
     """One row per timed part."""
     lines = ['| part | batch | latency mean (ms/pair) | p50 (ms) | p90 (ms) | '
@@ -228,25 +328,46 @@ def main(argv=None):
           f'warm-up {args.warmup}, timed {args.num_iters} iterations per part, '
           f'batch size {args.batch_size}', flush=True)
 
-    results = {}
-    print('timing detector (predict) ...', flush=True)
-    results['detector (predict, incl. preprocess + NMS)'] = time_part(
-        'detector', model.test_step, batches, args, device)
-    with torch.no_grad():
-        preprocessed = [model.data_preprocessor(b, False)['inputs'] for b in batches]
-    print('timing backbone + fusion ...', flush=True)
-    results['backbone + fusion'] = time_part(
-        'backbone + fusion', lambda x: model.backbone(x['visible'], x['infrared']),
-        preprocessed, args, device)
-
-    print(markdown_table(results, args.batch_size))
+    from fusion_mamba.engine import AMP_DTYPES, resolve_amp_dtype
+    amp = resolve_amp_dtype(args.amp_dtype, device) if args.amp else None
+    dtype = AMP_DTYPES[amp] if amp else None
+    print(f'precision: {f"autocast {amp}" if amp else "float32"}; CUDA graphs: '
+          f'{"yes" if args.cuda_graph else "no"}', flush=True)
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with torch.no_grad():
+        preprocessed = [model.data_preprocessor(b, False)['inputs'] for b in batches]
+    backbone = lambda x: model.backbone(x['visible'], x['infrared'])  # noqa: E731
+    if args.cuda_graph:
+        from fusion_mamba.utils.cuda_graph import CUDAGraphRunner
+        model.use_cuda_graphs()
+        backbone = CUDAGraphRunner(backbone)
+    parts = {
+        'detector (predict, incl. preprocess + NMS)': (batches, model.test_step),
+        'backbone + fusion': (preprocessed, backbone),
+    }
+    results, profiles = {}, []
+    for part, (inputs_, step) in parts.items():
+        step = under_autocast(step, device, dtype)
+        print(f'timing {part} ...', flush=True)
+        results[part] = time_part(part, step, inputs_, args, device)
+        if args.profile:
+            trace = None
+            if args.out:
+                tag = re.sub(r'\W+', '_', part.split(' (')[0]).strip('_')
+                trace = f'{osp.splitext(args.out)[0]}.{tag}.trace.json'
+            profiles.append(profile_part(part, step, inputs_, args.profile, device, trace))
+
+    print('\n\n'.join(profiles))
+    print(markdown_table(results, args.batch_size))
+    if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(config=args.config, checkpoint=args.checkpoint, device=str(device),
                            device_name=where, torch=torch.__version__, scan_backend=backend,
-                           inputs=inputs, batch_size=args.batch_size, warmup=args.warmup,
-                           num_iters=args.num_iters, results=results), f, indent=2)
+                           inputs=inputs, precision=amp or 'fp32', cuda_graph=args.cuda_graph,
+                           batch_size=args.batch_size,
+                           warmup=args.warmup, num_iters=args.num_iters, results=results,
+                           profiles=profiles), f, indent=2)
         print(f'results written to {args.out}')
 
 

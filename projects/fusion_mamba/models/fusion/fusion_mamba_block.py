@@ -33,11 +33,10 @@ def channel_swap(f_rgb: torch.Tensor,
     b, c, h, w = f_rgb.shape
     if c % 4:
         raise ValueError(f'channel_swap needs channels divisible by 4, got {c}')
-    r = f_rgb.reshape(b, 4, c // 4, h, w)
-    i = f_ir.reshape(b, 4, c // 4, h, w)
-    from_ir = torch.tensor([False, True, False, True], device=f_rgb.device).view(1, 4, 1, 1, 1)
-    t_rgb = torch.where(from_ir, i, r).reshape(b, c, h, w)
-    t_ir = torch.where(from_ir, r, i).reshape(b, c, h, w)
+    r = f_rgb.reshape(b, 4, c // 4, h, w).unbind(1)
+    i = f_ir.reshape(b, 4, c // 4, h, w).unbind(1)
+    t_rgb = torch.cat((r[0], i[1], r[2], i[3]), dim=1)
+    t_ir = torch.cat((i[0], r[1], i[2], r[3]), dim=1)
     return t_rgb, t_ir
 
 

@@ -62,8 +62,9 @@ class SelectiveScanModule(nn.Module):
         self._dt_range = (dt_min, dt_max, dt_init_floor)
 
     def reset_parameters(self) -> None:
-        """Mamba's initialisation: S4D-real A, D = 1, dt log-uniform in [dt_min, dt_max]; A_log
-        and D are flagged ``_no_weight_decay`` (read by the optimizer constructor)."""
+        """Mamba's initialisation: S4D-real A, D = 1, dt log-uniform in [dt_min, dt_max]; A_log,
+        D and the step bias are flagged ``_no_weight_decay`` (as in Mamba-2 and VMamba; read
+        by ``StateSpaceOptimWrapperConstructor``)."""
         dt_min, dt_max, dt_floor = self._dt_range
         bound = self.d_inner**-0.5
         nn.init.uniform_(self.x_proj_weight, -bound, bound)
@@ -77,8 +78,8 @@ class SelectiveScanModule(nn.Module):
             a = torch.arange(1, self.d_state + 1, dtype=torch.float32)
             self.A_log.copy_(torch.log(a).expand_as(self.A_log))
             self.D.fill_(1.0)
-        self.A_log._no_weight_decay = True
-        self.D._no_weight_decay = True
+        for param in (self.A_log, self.D, self.dt_proj_bias):
+            param._no_weight_decay = True
 
     def token_parameters(self, x: torch.Tensor, x_proj_weight: torch.Tensor,
                          dt_proj_weight: torch.Tensor

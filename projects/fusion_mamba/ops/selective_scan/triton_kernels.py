@@ -89,12 +89,30 @@ def _load_step(dt_ptr, p, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.const
     return pre, tl.where(mask, dt, 0.0)
 
 
+@triton.jit
+def _fwd_tiles(c, x_ptr, dt_ptr, BM, CM, bc_off, j, L, H, W, k, dm, nm, bias,
+               HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, T: tl.constexpr):
+    """Chunk c's token offsets (T, 1), mask (T, BD), x / step tiles (T, BD) and B / C tiles
+    (T, NP) in float32 (zeros past the sequence end)."""
+    t = c * T + j
+    tm = t < L
+    p = _token_offsets(t, L, H, W, k)[:, None]
+    m2 = tm[:, None] & dm[None, :]
+    mnt = tm[:, None] & nm[None, :]
+    u = tl.load(x_ptr + p, mask=m2, other=0.0).to(tl.float32)
+    _, dt = _load_step(dt_ptr, p, m2, bias, HAS_BIAS, SOFTPLUS)
+    Bt = tl.load(BM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
+    Ct = tl.load(CM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
+    return p, m2, u, dt, Bt, Ct
+
+
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
 def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
                      Dm, L, H, W, N, Dg, G, K, n_chunks,
                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                     ATOMIC: tl.constexpr, STORE_LAST: tl.constexpr,
-                     NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
+                     ATOMIC: tl.constexpr, STORE_LAST: tl.constexpr, SAVE_STATES: tl.constexpr,
+                     PREFETCH: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
+                     T: tl.constexpr):
     b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias = _program_channels(
         A, DS, BIAS, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
     j = tl.arange(0, T)
@@ -107,17 +125,19 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
     first = (j == 0)[:, None, None]
     last = (j == T - 1)[:, None, None]
     h = tl.zeros((BD, NP), dtype=tl.float32)
+    if PREFETCH:  # chunk c + 1's loads are issued before chunk c's scan
+        tiles = _fwd_tiles(0, x_ptr, dt_ptr, BM, CM, bc_off, j, L, H, W, k, dm, nm, bias,
+                           HAS_BIAS, SOFTPLUS, T)
     for c in range(n_chunks):
-        t = c * T + j
-        tm = t < L
-        p = _token_offsets(t, L, H, W, k)[:, None]
-        m2 = tm[:, None] & dm[None, :]
-        mnt = tm[:, None] & nm[None, :]
-        tl.store(hs_ptr + c * NP, h, mask=dm[:, None])
-        u = tl.load(x_ptr + p, mask=m2, other=0.0).to(tl.float32)
-        _, dt = _load_step(dt_ptr, p, m2, bias, HAS_BIAS, SOFTPLUS)
-        Bt = tl.load(BM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
-        Ct = tl.load(CM + bc_off + p, mask=mnt, other=0.0).to(tl.float32)
+        if PREFETCH:
+            p, m2, u, dt, Bt, Ct = tiles
+            tiles = _fwd_tiles(c + 1, x_ptr, dt_ptr, BM, CM, bc_off, j, L, H, W, k, dm, nm,
+                               bias, HAS_BIAS, SOFTPLUS, T)
+        else:
+            p, m2, u, dt, Bt, Ct = _fwd_tiles(c, x_ptr, dt_ptr, BM, CM, bc_off, j, L, H, W, k,
+                                              dm, nm, bias, HAS_BIAS, SOFTPLUS, T)
+        if SAVE_STATES:
+            tl.store(hs_ptr + c * NP, h, mask=dm[:, None])
         a = tl.exp2(dt[:, :, None] * A2[None, :, :])
         drive = (dt * u)[:, :, None] * Bt[:, None, :]
         drive = tl.where(first, drive + a * h[None, :, :], drive)
@@ -132,6 +152,65 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
         h = tl.sum(tl.where(last, hh, 0.0), axis=0)
     if STORE_LAST:
         tl.store(LAST + (b * Dm + d[:, None]) * N + n[None, :], h, mask=mdn)
+
+
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
+def _scan_fwd_lanes_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS,
+                           Dm, L, H, W, N, Dg, G, K, n_chunks,
+                           HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                           SOFTPLUS: tl.constexpr, ATOMIC: tl.constexpr,
+                           SAVE_STATES: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
+                           T: tl.constexpr):
+    """Forward with the channels on the lanes: each thread owns one channel's NP states in
+    its registers and walks the tokens one by one (no cross-thread sums, no scan tree);
+    chunks of T tokens only mark where the states are saved for the backward."""
+    pid_d = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    k = tl.program_id(2)
+    d = pid_d * BD + tl.arange(0, BD)
+    dm = d < Dm
+    n = tl.arange(0, NP)
+    nm = n < N
+    grp = k * G + d // Dg
+    row = k * Dm + d
+    mnd = nm[:, None] & dm[None, :]
+    # (NP, BD) tiles: the states in each thread's registers, the channels over the threads
+    A2 = tl.load(A + row[None, :] * N + n[:, None], mask=mnd, other=0.0) * LOG2E
+    Dv = tl.zeros((BD, ), dtype=tl.float32)
+    bias = tl.zeros((BD, ), dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(DS + row, mask=dm, other=0.0)
+    if HAS_BIAS:
+        bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    x_ptr = X + b * Dm * L + d * L
+    dt_ptr = DT + ((b * K + k) * Dm + d) * L
+    y_ptr = Y + b * Dm * L + d * L
+    # every thread reads the token's N values of its group's B / C (within a group the same
+    # addresses across the lanes)
+    bc_ptr = (b * K * G + grp[None, :]) * N * L + n[:, None] * L
+    hs_ptr = HS + (((b * K + k) * Dm + d[None, :]) * n_chunks) * NP + n[:, None]
+    h = tl.zeros((NP, BD), dtype=tl.float32)
+    for c in range(n_chunks):
+        if SAVE_STATES:
+            tl.store(hs_ptr + c * NP, h, mask=dm[None, :])
+        for t in range(c * T, tl.minimum(c * T + T, L)):
+            p = _token_offsets(t, L, H, W, k)
+            u = tl.load(x_ptr + p, mask=dm, other=0.0).to(tl.float32)
+            dt = tl.load(dt_ptr + p, mask=dm, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                dt += bias
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            Bt = tl.load(BM + bc_ptr + p, mask=mnd, other=0.0).to(tl.float32)
+            Ct = tl.load(CM + bc_ptr + p, mask=mnd, other=0.0).to(tl.float32)
+            h = tl.exp2(dt[None, :] * A2) * h + (dt * u)[None, :] * Bt
+            y = tl.sum(h * Ct, axis=0)
+            if HAS_D:
+                y += Dv * u
+            if ATOMIC:
+                tl.atomic_add(y_ptr + p, y, mask=dm, sem='relaxed')
+            else:
+                tl.store(y_ptr + p, y, mask=dm)
 
 
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
@@ -217,14 +296,19 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
 
 class LaunchConfig(NamedTuple):
     """How the kernels are launched: d_state padded to a power of two, chunk length (shared by
-    both passes: the backward restarts from the states saved at chunk starts), and the
-    channel block and warps of the forward and of the backward program."""
+    both passes: the backward restarts from the states saved at chunk starts), the channel
+    block and warps of the forward and of the backward program, and whether the forward
+    issues the next chunk's loads before scanning the current one (chunked kernel), or
+    runs the channels-on-lanes kernel (``fwd_lanes``: ``fwd_block`` is then a multiple of
+    32 channels)."""
     padded_states: int
     chunk: int
     fwd_block: int
     fwd_warps: int
     bwd_block: int
     bwd_warps: int
+    fwd_prefetch: bool = False
+    fwd_lanes: bool = False
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -265,11 +349,12 @@ class TritonScan(torch.autograd.Function):
     A (K * Dm, N) float32; Bm, Cm (B, K * G, N, L) (G groups per direction, group of channel d
     in direction k is k * G + d // (Dm // G)); Ds, bias (K * Dm,) float32 or None.
     Returns y (B, Dm, L) in x's dtype and the final state (B, Dm, N) float32 (K == 1 only,
-    else None; not differentiable).
+    else None; not differentiable). ``save_states`` False (no gradient wanted) skips saving
+    the chunk-start states the backward restarts from.
     """
 
     @staticmethod
-    def forward(ctx, x, delta, A, Bm, Cm, Ds, bias, softplus, hw, store_last):
+    def forward(ctx, x, delta, A, Bm, Cm, Ds, bias, softplus, hw, store_last, save_states):
         batch, dm, length = x.shape
         k_dirs = delta.shape[1]
         groups = Bm.shape[1] // k_dirs
@@ -279,18 +364,25 @@ class TritonScan(torch.autograd.Function):
         atomic = k_dirs > 1
         y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
             else torch.empty_like(x)
-        hs = torch.empty(batch, k_dirs, dm, n_chunks, cfg.padded_states, device=x.device,
-                         dtype=torch.float32)
+        hs = torch.empty((batch, k_dirs, dm, n_chunks, cfg.padded_states) if save_states
+                         else (1, ), device=x.device, dtype=torch.float32)
         last = torch.empty(batch, dm, d_state, device=x.device, dtype=torch.float32) \
             if store_last else None
         grid = (triton.cdiv(dm, cfg.fwd_block), batch, k_dirs)
-        _scan_fwd_kernel[grid](
-            x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
-            y, hs, last if last is not None else hs,
-            dm, length, hw[0], hw[1], d_state, dm // groups, groups, k_dirs, n_chunks,
-            HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
-            STORE_LAST=store_last, NP=cfg.padded_states, BD=cfg.fwd_block, T=cfg.chunk,
-            num_warps=cfg.fwd_warps)
+        optional = (Ds if Ds is not None else A, bias if bias is not None else A)
+        flags = dict(HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
+                     ATOMIC=atomic, SAVE_STATES=save_states, NP=cfg.padded_states,
+                     BD=cfg.fwd_block, T=cfg.chunk, num_warps=cfg.fwd_warps)
+        if cfg.fwd_lanes and not store_last:
+            _scan_fwd_lanes_kernel[grid](
+                x, delta, A, Bm, Cm, *optional, y, hs,
+                dm, length, hw[0], hw[1], d_state, dm // groups, groups, k_dirs, n_chunks,
+                **flags)
+        else:
+            _scan_fwd_kernel[grid](
+                x, delta, A, Bm, Cm, *optional, y, hs, last if last is not None else hs,
+                dm, length, hw[0], hw[1], d_state, dm // groups, groups, k_dirs, n_chunks,
+                STORE_LAST=store_last, PREFETCH=cfg.fwd_prefetch, **flags)
         ctx.save_for_backward(x, delta, A, Bm, Cm, Ds, bias, hs)
         ctx.meta = (softplus, hw, groups, cfg)
         if last is not None:
@@ -324,7 +416,11 @@ class TritonScan(torch.autograd.Function):
             NEED_DC=need_dc, NP=cfg.padded_states, BD=cfg.bwd_block, T=cfg.chunk,
             num_warps=cfg.bwd_warps)
         return (dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype),
-                dC.to(Cm.dtype) if need_dc else None, dD, dbias, None, None, None)
+                dC.to(Cm.dtype) if need_dc else None, dD, dbias, None, None, None, None)
+
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _f32(t):
@@ -340,7 +436,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     C = C.unsqueeze(1) if C.dim() == 3 else C
     y, last = TritonScan.apply(
         u.contiguous(), delta.contiguous().unsqueeze(1), _f32(A), B.contiguous(), C.contiguous(),
-        _f32(D), _f32(delta_bias), bool(delta_softplus), (1, length), bool(return_last_state))
+        _f32(D), _f32(delta_bias), bool(delta_softplus), (1, length), bool(return_last_state),
+        _needs_grad(u, delta, A, B, C, D, delta_bias))
     if z is not None:
         y = (y.float() * torch.nn.functional.silu(z.float())).to(u.dtype)
     return y, last
@@ -355,5 +452,5 @@ def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
         delta.reshape(batch, 4, dim, length).contiguous(),
         _f32(A), B.reshape(batch, 4, -1, length).contiguous(),
         C.reshape(batch, 4, -1, length).contiguous(), _f32(D), _f32(delta_bias),
-        bool(delta_softplus), (height, width), False)
+        bool(delta_softplus), (height, width), False, _needs_grad(x, delta, A, B, C, D, delta_bias))
     return y.view(batch, dim, height, width)
