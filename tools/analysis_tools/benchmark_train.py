@@ -6,9 +6,9 @@
 
 Each step is ``model.train_step`` with the config's optimizer wrapper (``AmpOptimWrapper``
 with ``--amp`` on CUDA, as ``tools/train.py --amp`` builds it; on CPU, where mmengine's
-wrapper is not available, the plain wrapper under ``torch.autocast``): the data preprocessor (normalisation,
-padding), forward with the loss (label assignment included), backward, gradient clipping
-and the optimizer update. Data loading is excluded: ``POOL_BATCHES`` batches of random uint8
+wrapper is not available, the plain wrapper under ``torch.autocast``): the data
+preprocessor (normalisation, padding), forward with the loss (label assignment included),
+backward, gradient clipping and the optimizer update. Data loading is excluded: ``POOL_BATCHES`` batches of random uint8
 pairs of ``--shape`` with random boxes (``BOXES_PER_IMAGE`` per image, random classes) are
 made and put on the device before timing, then cycled. The device is synchronised around
 every timed step; peak memory is ``torch.cuda.max_memory_allocated`` over the timed steps
