@@ -125,3 +125,30 @@ def test_auto_picks_triton_on_cuda():
         pytest.skip('triton is not installed')
     from fusion_mamba.ops import resolve_backend
     assert resolve_backend('auto', 'cuda') == 'triton'
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_triton_scan_op_passes_opcheck_and_compiles(dtype):
+    """``torch.ops.fusion_mamba.triton_scan_forward``: schema, fake kernel and autograd pass
+    opcheck, and torch.compile (inductor) traces SS2D in one graph with eager's output."""
+    require('triton')
+    inputs = ss2d_inputs(2, 8, 16, 6, 10, dtype=dtype, device='cuda')
+    b, d, h, w = inputs['x'].shape
+    flat = {k: v.detach().reshape(b, *v.shape[1:-2], h * w).requires_grad_()
+            for k, v in inputs.items() if k in ('x', 'delta', 'B', 'C')}
+    args = (flat['x'], flat['delta'], inputs['A'].detach().float().requires_grad_(),
+            flat['B'], flat['C'], inputs['D'].detach().requires_grad_(),
+            inputs['delta_bias'].detach().requires_grad_(), True, h, w, False, True)
+    torch.library.opcheck(torch.ops.fusion_mamba.triton_scan_forward, args)
+
+    def fn(**kwargs):
+        return ss2d_selective_scan(**kwargs, backend='triton')
+
+    explanation = torch._dynamo.explain(fn)(**detached_copy(inputs))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    compiled = torch.compile(fn, fullgraph=True)
+    ours = compiled(**inputs)
+    ref_inputs = detached_copy(inputs, torch.float32)
+    ref = explicit_ss2d(**ref_inputs)
+    assert_close(ours, ref, dtype)
+    assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), dtype)

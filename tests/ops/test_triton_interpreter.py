@@ -61,6 +61,16 @@ for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
     check_states()
     check_ss2d(3, 2, 3, 5)
     check_ss2d(2, 16, 5, 3)
+# the custom operator's schema, fake kernel and autograd registration
+triton_kernels.launch_config = triton_kernels.default_config
+inputs = ss2d_inputs(1, 2, 4, 3, 5)
+b, d, h, w = inputs['x'].shape
+flat = {k: v.detach().reshape(b, *v.shape[1:-2], h * w).requires_grad_()
+        for k, v in inputs.items() if k in ('x', 'delta', 'B', 'C')}
+torch.library.opcheck(torch.ops.fusion_mamba.triton_scan_forward, (
+    flat['x'], flat['delta'], inputs['A'].detach().float().requires_grad_(), flat['B'],
+    flat['C'], inputs['D'].detach().requires_grad_(),
+    inputs['delta_bias'].detach().requires_grad_(), True, h, w, False, True))
 print('interpreter ok')
 '''
 

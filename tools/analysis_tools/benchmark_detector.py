@@ -221,7 +221,7 @@ def time_part(name: str, step: Callable[[object], object], batches: list, args,
 
 
 KERNEL_GROUPS = (  # (group, regular expression on the kernel / operator name), first match
-    ('selective scan', r'_scan_(fwd|bwd)|selective_scan|fusion_mamba_scan|_CompiledScan'),
+    ('selective scan', r'scan_(fwd|bwd|forward|backward)|selective_scan'),
     ('matmul (GEMM)', r'gemm|cutlass|xmma|nvjet|cublas|addmm|\bmm\b|matmul|linear'),
     ('convolution', r'conv|cudnn|implicit|winograd|depthwise'),
     ('normalization', r'norm'),

@@ -390,16 +390,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_back
 
 }  // namespace
 
-TORCH_LIBRARY(fusion_mamba_scan, m) {
+// The package's namespace; the Python side registers the fake (meta) kernels and the
+// autograd formula (cpp_backend.py), and defines its other operators in the same namespace.
+TORCH_LIBRARY_FRAGMENT(fusion_mamba, m) {
   m.def(
-      "forward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C) -> "
+      "cpu_scan_forward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C) -> "
       "(Tensor, Tensor, Tensor)");
   m.def(
-      "backward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor checkpoints, "
-      "Tensor grad_y) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "cpu_scan_backward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, "
+      "Tensor checkpoints, Tensor grad_y) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(fusion_mamba_scan, CPU, m) {
-  m.impl("forward", &scan_forward);
-  m.impl("backward", &scan_backward);
+TORCH_LIBRARY_IMPL(fusion_mamba, CPU, m) {
+  m.impl("cpu_scan_forward", &scan_forward);
+  m.impl("cpu_scan_backward", &scan_backward);
 }

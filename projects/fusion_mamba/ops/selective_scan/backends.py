@@ -56,8 +56,12 @@ def available_backends():
                  or (name == 'triton' and _interpreting()))]
 
 
+@torch.compiler.assume_constant_result
 def resolve_backend(name, device):
     """Map a backend name (or ``'auto'``) and a tensor device to a concrete backend name.
+
+    Under ``torch.compile`` this runs once while tracing and its answer is a constant of the
+    graph (the backend's module is imported then, so that :func:`get_backend` is a lookup).
 
     Raises ``ValueError`` for an unknown name, a CUDA-only backend on another device or
     ``cpp`` on a non-CPU device, and ``RuntimeError`` for a backend that cannot be imported
@@ -66,7 +70,7 @@ def resolve_backend(name, device):
     device = torch.device(device)
     if name == 'auto':
         if device.type == 'cuda' and _unavailable_reason('triton') is None:
-            return 'triton'
+            return _loaded('triton')
         if (device.type == 'cpu' and not get_backend('cpp').disabled_for_auto()
                 and _unavailable_reason('cpp') is None):
             return 'cpp'
@@ -84,9 +88,20 @@ def resolve_backend(name, device):
     if cuda_only and device.type != 'cuda':
         raise ValueError(f'selective-scan backend {name!r} needs CUDA tensors, got device '
                          f'{device}; use backend="torch" or "auto"')
+    return _loaded(name)
+
+
+def _loaded(name):
+    get_backend(name)
     return name
+
+
+_MODULE_CACHE = {}
 
 
 def get_backend(name):
     """The module implementing a concrete backend (imported on first use)."""
-    return importlib.import_module(f'{__package__}.{_MODULES[name]}')
+    module = _MODULE_CACHE.get(name)
+    if module is None:
+        module = _MODULE_CACHE[name] = importlib.import_module(f'{__package__}.{_MODULES[name]}')
+    return module

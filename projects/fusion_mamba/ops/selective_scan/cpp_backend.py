@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .common import as_grouped, compute_dtype, prepare_delta, skip_and_gate
 
@@ -117,7 +116,8 @@ def _load():
         _build(cpp_extension)
     except Exception as exc:  # compiler errors, a failed dlopen, a broken toolchain...
         return None, _failure(f'building {SOURCE.name}', exc)
-    return torch.ops.fusion_mamba_scan, None
+    _register_python_parts()
+    return torch.ops.fusion_mamba, None
 
 
 def unavailable_reason():
@@ -137,22 +137,52 @@ def _ops():
     return ops
 
 
-class _CompiledScan(torch.autograd.Function):
-    """The core scan on compute-dtype CPU tensors: u, delta (B, D, L); A (D, N); B, C
-    (B, G, N, L). Returns ``(y (B, D, L), last_state (B, D, N))``; the state is not
-    differentiable."""
+SEGMENT = 64  # tokens between two states saved by the forward (kSegment in the C++ source)
 
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C):
-        y, last, checkpoints = _ops().forward(u, delta, A, B, C)
-        ctx.save_for_backward(u, delta, A, B, C, checkpoints)
-        ctx.mark_non_differentiable(last)
-        return y, last
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_y, _grad_last):
-        return _ops().backward(*ctx.saved_tensors, grad_y)
+def _fake_forward(u, delta, A, B, C):
+    """Shapes of ``fusion_mamba::cpu_scan_forward``: y (B, D, L), the last state (B, D, N)
+    and the saved states (B, D, ceil(L / SEGMENT), N)."""
+    batch, dim, length = u.shape
+    d_state = A.shape[1]
+    segments = -(-length // SEGMENT)
+    return (u.new_empty(u.shape), u.new_empty(batch, dim, d_state),
+            u.new_empty(batch, dim, segments, d_state))
+
+
+def _fake_backward(u, delta, A, B, C, checkpoints, grad_y):
+    return (u.new_empty(u.shape), delta.new_empty(delta.shape), A.new_empty(A.shape),
+            B.new_empty(B.shape), C.new_empty(C.shape))
+
+
+def _setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs, output[2])
+
+
+def _backward(ctx, grad_y, _grad_last, _grad_checkpoints):
+    if grad_y is None:
+        return None, None, None, None, None
+    return torch.ops.fusion_mamba.cpu_scan_backward(*ctx.saved_tensors, grad_y.contiguous())
+
+
+def _register_python_parts():
+    """Fake kernels (torch.compile, meta tensors) and the autograd formula of the C++ ops;
+    once, after the extension defined them (:func:`_load`)."""
+    torch.library.register_fake('fusion_mamba::cpu_scan_forward')(_fake_forward)
+    torch.library.register_fake('fusion_mamba::cpu_scan_backward')(_fake_backward)
+    torch.library.register_autograd('fusion_mamba::cpu_scan_forward', _backward,
+                                    setup_context=_setup_context)
+
+
+def compiled_scan(u, delta, A, B, C):
+    """The core scan on compute-dtype CPU tensors through ``torch.ops.fusion_mamba``: u, delta
+    (B, D, L); A (D, N); B, C (B, G, N, L). Returns ``(y (B, D, L), last_state (B, D, N))``;
+    differentiable in y (the state carries no gradient). Under torch.compile the extension
+    is already loaded (by the backend resolution, which runs eagerly)."""
+    if not torch.compiler.is_compiling():
+        _ops()
+    y, last, _ = torch.ops.fusion_mamba.cpu_scan_forward(u, delta, A, B, C)
+    return y, last.detach()
 
 
 def _cast(dtype, *tensors):
@@ -167,5 +197,5 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     u, delta, A, B, C, D, z, delta_bias = _cast(dtype, u, delta, A, as_grouped(B), as_grouped(C),
                                                 D, z, delta_bias)
     delta = prepare_delta(delta, delta_bias, delta_softplus)
-    y, last = _CompiledScan.apply(u, delta, A, B, C)
+    y, last = compiled_scan(u, delta, A, B, C)
     return skip_and_gate(y, u, D, z), last

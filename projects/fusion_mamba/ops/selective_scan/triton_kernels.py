@@ -22,7 +22,7 @@ adjoint recurrence ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` as a reverse associative
 accumulates every gradient (dA, dD, d delta_bias in registers, dB / dC across channel blocks
 and dx across directions with atomics; dC only when C needs one).
 """
-from typing import NamedTuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import triton
@@ -342,81 +342,133 @@ def _divisor_block(block: int, per_block: int) -> int:
 launch_config = default_config
 
 
-class TritonScan(torch.autograd.Function):
+def _shapes(x, delta, A, Bm):
+    """(batch, Dm, L, K, G, N, launch config, number of chunks) of a scan's inputs."""
+    batch, dm, length = x.shape
+    k_dirs = delta.shape[1]
+    groups = Bm.shape[1] // k_dirs
+    d_state = A.shape[1]
+    cfg = launch_config(d_state, dm // groups, length)
+    return batch, dm, length, k_dirs, groups, d_state, cfg, triton.cdiv(length, cfg.chunk)
+
+
+def _states_shape(x, delta, A, Bm, save_states):
+    batch, dm, _, k_dirs, _, _, cfg, n_chunks = _shapes(x, delta, A, Bm)
+    return (batch, k_dirs, dm, n_chunks, cfg.padded_states) if save_states else (1, )
+
+
+@torch.library.custom_op('fusion_mamba::triton_scan_forward', mutates_args=())
+def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torch.Tensor,
+                 Cm: torch.Tensor, Ds: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                 softplus: bool, height: int, width: int, store_last: bool,
+                 save_states: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Selective scan of K directions over a flattened (H, W) map, summed into one output.
 
     Inputs (contiguous, same device): x (B, Dm, L) with L = H * W; delta (B, K, Dm, L);
     A (K * Dm, N) float32; Bm, Cm (B, K * G, N, L) (G groups per direction, group of channel d
     in direction k is k * G + d // (Dm // G)); Ds, bias (K * Dm,) float32 or None.
-    Returns y (B, Dm, L) in x's dtype and the final state (B, Dm, N) float32 (K == 1 only,
-    else None; not differentiable). ``save_states`` False (no gradient wanted) skips saving
-    the chunk-start states the backward restarts from.
+
+    Returns y (B, Dm, L) in x's dtype; the final state (B, Dm, N) float32 with
+    ``store_last`` (K == 1 only; else an empty tensor), not differentiable; and the
+    chunk-start states the backward restarts from (``save_states``; else a placeholder).
     """
+    batch, dm, length, k_dirs, groups, d_state, cfg, n_chunks = _shapes(x, delta, A, Bm)
+    atomic = k_dirs > 1
+    y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
+        else torch.empty_like(x)
+    hs = torch.empty(_states_shape(x, delta, A, Bm, save_states), device=x.device,
+                     dtype=torch.float32)
+    last = torch.empty((batch, dm, d_state) if store_last else (0, ), device=x.device,
+                       dtype=torch.float32)
+    grid = (triton.cdiv(dm, cfg.fwd_block), batch, k_dirs)
+    optional = (Ds if Ds is not None else A, bias if bias is not None else A)
+    flags = dict(HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
+                 ATOMIC=atomic, SAVE_STATES=save_states, NP=cfg.padded_states,
+                 BD=cfg.fwd_block, T=cfg.chunk, num_warps=cfg.fwd_warps)
+    if cfg.fwd_lanes and not store_last:
+        _scan_fwd_lanes_kernel[grid](
+            x, delta, A, Bm, Cm, *optional, y, hs,
+            dm, length, height, width, d_state, dm // groups, groups, k_dirs, n_chunks, **flags)
+    else:
+        _scan_fwd_kernel[grid](
+            x, delta, A, Bm, Cm, *optional, y, hs, last if store_last else hs,
+            dm, length, height, width, d_state, dm // groups, groups, k_dirs, n_chunks,
+            STORE_LAST=store_last, PREFETCH=cfg.fwd_prefetch, **flags)
+    return y.to(x.dtype), last, hs
 
-    @staticmethod
-    def forward(ctx, x, delta, A, Bm, Cm, Ds, bias, softplus, hw, store_last, save_states):
-        batch, dm, length = x.shape
-        k_dirs = delta.shape[1]
-        groups = Bm.shape[1] // k_dirs
-        d_state = A.shape[1]
-        cfg = launch_config(d_state, dm // groups, length)
-        n_chunks = triton.cdiv(length, cfg.chunk)
-        atomic = k_dirs > 1
-        y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
-            else torch.empty_like(x)
-        hs = torch.empty((batch, k_dirs, dm, n_chunks, cfg.padded_states) if save_states
-                         else (1, ), device=x.device, dtype=torch.float32)
-        last = torch.empty(batch, dm, d_state, device=x.device, dtype=torch.float32) \
-            if store_last else None
-        grid = (triton.cdiv(dm, cfg.fwd_block), batch, k_dirs)
-        optional = (Ds if Ds is not None else A, bias if bias is not None else A)
-        flags = dict(HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
-                     ATOMIC=atomic, SAVE_STATES=save_states, NP=cfg.padded_states,
-                     BD=cfg.fwd_block, T=cfg.chunk, num_warps=cfg.fwd_warps)
-        if cfg.fwd_lanes and not store_last:
-            _scan_fwd_lanes_kernel[grid](
-                x, delta, A, Bm, Cm, *optional, y, hs,
-                dm, length, hw[0], hw[1], d_state, dm // groups, groups, k_dirs, n_chunks,
-                **flags)
-        else:
-            _scan_fwd_kernel[grid](
-                x, delta, A, Bm, Cm, *optional, y, hs, last if last is not None else hs,
-                dm, length, hw[0], hw[1], d_state, dm // groups, groups, k_dirs, n_chunks,
-                STORE_LAST=store_last, PREFETCH=cfg.fwd_prefetch, **flags)
-        ctx.save_for_backward(x, delta, A, Bm, Cm, Ds, bias, hs)
-        ctx.meta = (softplus, hw, groups, cfg)
-        if last is not None:
-            ctx.mark_non_differentiable(last)
-        return y.to(x.dtype), last
 
-    @staticmethod
-    def backward(ctx, grad_y, _grad_last):
-        x, delta, A, Bm, Cm, Ds, bias, hs = ctx.saved_tensors
-        softplus, hw, groups, cfg = ctx.meta
-        batch, dm, length = x.shape
-        k_dirs = delta.shape[1]
-        atomic = k_dirs > 1
-        f32 = dict(device=x.device, dtype=torch.float32)
-        dx = torch.zeros(x.shape, **f32) if atomic else torch.empty_like(x)
-        ddelta = torch.empty_like(delta)
-        dA = torch.zeros(A.shape, **f32)
-        dB = torch.zeros(Bm.shape, **f32)
-        need_dc = ctx.needs_input_grad[4]  # not for the constant C = 1 of the states mode
-        dC = torch.zeros(Cm.shape, **f32) if need_dc else None
-        dD = torch.zeros(Ds.shape, **f32) if Ds is not None else None
-        dbias = torch.zeros(bias.shape, **f32) if bias is not None else None
-        grid = (triton.cdiv(dm, cfg.bwd_block), batch, k_dirs)
-        _scan_bwd_kernel[grid](
-            x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
-            hs, grad_y.contiguous(),
-            dx, ddelta, dA, dB, dC if need_dc else dB, dD if dD is not None else dA,
-            dbias if dbias is not None else dA,
-            dm, length, hw[0], hw[1], A.shape[1], dm // groups, groups, k_dirs, hs.shape[3],
-            HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
-            NEED_DC=need_dc, NP=cfg.padded_states, BD=cfg.bwd_block, T=cfg.chunk,
-            num_warps=cfg.bwd_warps)
-        return (dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype),
-                dC.to(Cm.dtype) if need_dc else None, dD, dbias, None, None, None, None)
+@scan_forward.register_fake
+def _(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, store_last, save_states):
+    batch, dm, _, _, _, d_state, _, _ = _shapes(x, delta, A, Bm)
+    f32 = dict(device=x.device, dtype=torch.float32)
+    return (torch.empty_like(x), torch.empty((batch, dm, d_state) if store_last else (0, ), **f32),
+            torch.empty(_states_shape(x, delta, A, Bm, save_states), **f32))
+
+
+@torch.library.custom_op('fusion_mamba::triton_scan_backward', mutates_args=())
+def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torch.Tensor,
+                  Cm: torch.Tensor, Ds: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                  hs: torch.Tensor, grad_y: torch.Tensor, softplus: bool, height: int,
+                  width: int, need_dc: bool) -> List[torch.Tensor]:
+    """Gradients of :func:`scan_forward` (saved with ``save_states``) for grad_y (B, Dm, L):
+    dx, ddelta, dA, dB, dC, dD, dbias; dC (unless ``need_dc``), dD and dbias (for absent
+    Ds / bias) are empty tensors."""
+    batch, dm, length, k_dirs, groups, _, cfg, n_chunks = _shapes(x, delta, A, Bm)
+    atomic = k_dirs > 1
+    f32 = dict(device=x.device, dtype=torch.float32)
+    dx = torch.zeros(x.shape, **f32) if atomic else torch.empty_like(x)
+    ddelta = torch.empty_like(delta)
+    dA = torch.zeros(A.shape, **f32)
+    dB = torch.zeros(Bm.shape, **f32)
+    # absent gradients are distinct empty tensors (the outputs of an operator may not alias)
+    dC = torch.zeros(Cm.shape if need_dc else (0, ), **f32)
+    dD = torch.zeros(Ds.shape if Ds is not None else (0, ), **f32)
+    dbias = torch.zeros(bias.shape if bias is not None else (0, ), **f32)
+    grid = (triton.cdiv(dm, cfg.bwd_block), batch, k_dirs)
+    _scan_bwd_kernel[grid](
+        x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
+        hs, grad_y.contiguous(),
+        dx, ddelta, dA, dB, dC if need_dc else dB, dD if Ds is not None else dA,
+        dbias if bias is not None else dA,
+        dm, length, height, width, A.shape[1], dm // groups, groups, k_dirs, n_chunks,
+        HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
+        NEED_DC=need_dc, NP=cfg.padded_states, BD=cfg.bwd_block, T=cfg.chunk,
+        num_warps=cfg.bwd_warps)
+    return [dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype), dC.to(Cm.dtype) if need_dc else dC, dD,
+            dbias]
+
+
+@scan_backward.register_fake
+def _(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width, need_dc):
+    def f32(t, present=True):
+        return x.new_empty(t.shape if present else (0, ), dtype=torch.float32)
+
+    return [torch.empty_like(x), torch.empty_like(delta), f32(A), torch.empty_like(Bm),
+            torch.empty_like(Cm) if need_dc else f32(Cm, False), f32(Ds, Ds is not None),
+            f32(bias, bias is not None)]
+
+
+def _setup_context(ctx, inputs, output):
+    x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, _, save_states = inputs
+    if not save_states:
+        return  # no gradient was wanted: the forward kept no states
+    ctx.save_for_backward(x, delta, A, Bm, Cm, Ds, bias, output[2])
+    ctx.meta = (softplus, height, width)
+    ctx.mark_non_differentiable(output[1], output[2])
+
+
+def _backward(ctx, grad_y, _grad_last, _grad_states):
+    x, delta, A, Bm, Cm, Ds, bias, hs = ctx.saved_tensors
+    # dC is skipped for the constant C = 1 of the states mode
+    grads = scan_backward(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, *ctx.meta,
+                          ctx.needs_input_grad[4])
+    dx, ddelta, dA, dB, dC, dD, dbias = grads
+    return (dx, ddelta, dA, dB, dC if ctx.needs_input_grad[4] else None,
+            dD if Ds is not None else None, dbias if bias is not None else None,
+            None, None, None, None, None)
+
+
+scan_forward.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _needs_grad(*tensors):
@@ -434,23 +486,23 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     batch, dim, length = u.shape
     B = B.unsqueeze(1) if B.dim() == 3 else B
     C = C.unsqueeze(1) if C.dim() == 3 else C
-    y, last = TritonScan.apply(
+    y, last, _ = scan_forward(
         u.contiguous(), delta.contiguous().unsqueeze(1), _f32(A), B.contiguous(), C.contiguous(),
-        _f32(D), _f32(delta_bias), bool(delta_softplus), (1, length), bool(return_last_state),
+        _f32(D), _f32(delta_bias), bool(delta_softplus), 1, length, bool(return_last_state),
         _needs_grad(u, delta, A, B, C, D, delta_bias))
     if z is not None:
         y = (y.float() * torch.nn.functional.silu(z.float())).to(u.dtype)
-    return y, last
+    return y, (last.detach() if return_last_state else None)
 
 
 def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
     """Fused SS2D on CUDA; arguments and result as :func:`fusion_mamba.ops.ss2d_selective_scan`."""
     batch, dim, height, width = x.shape
     length = height * width
-    y, _ = TritonScan.apply(
+    y, _, _ = scan_forward(
         x.reshape(batch, dim, length).contiguous(),
         delta.reshape(batch, 4, dim, length).contiguous(),
         _f32(A), B.reshape(batch, 4, -1, length).contiguous(),
         C.reshape(batch, 4, -1, length).contiguous(), _f32(D), _f32(delta_bias),
-        bool(delta_softplus), (height, width), False, _needs_grad(x, delta, A, B, C, D, delta_bias))
+        bool(delta_softplus), height, width, False, _needs_grad(x, delta, A, B, C, D, delta_bias))
     return y.view(batch, dim, height, width)
