@@ -105,7 +105,7 @@ def main(argv=None):
     visualizer = VISUALIZERS.build(dict(cfg.visualizer, name='image_demo', vis_backends=None,
                                         save_dir=None))
     visualizer.dataset_meta = model.dataset_meta
-    canvas = PairedDetVisualizationHook(score_thr=args.score_thr).draw_pair(result)
+    canvas = PairedDetVisualizationHook().draw_pair(result, args.score_thr)
     os.makedirs(args.out_dir, exist_ok=True)
     out_file = osp.join(args.out_dir, f'{osp.splitext(osp.basename(args.visible))[0]}_pair.jpg')
     mmcv.imwrite(canvas[..., ::-1], out_file)

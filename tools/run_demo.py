@@ -7,9 +7,10 @@
 2. trains the demo config (``make demo`` again after an interruption resumes from the last
    checkpoint instead of starting over; a finished run is not retrained);
 3. evaluates on the demo validation pairs with COCO metrics (EMA weights);
-4. draws the detections on the visible and infrared image of every validation pair and
-   prints the metrics, the drawings' folder and the wall time; the metrics also go to
-   ``<work_dir>/demo_metrics.json``.
+4. draws the detections on the visible and infrared image of every validation pair (above
+   the per-class best-F1 score thresholds of the validation, ``ScoreThresholdHook``) and
+   prints the metrics, the thresholds, the drawings' folder and the wall time; they also go
+   to ``<work_dir>/demo_metrics.json``.
 """
 import argparse
 import json
@@ -19,6 +20,7 @@ import time
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+from fusion_mamba.engine.hooks import SCORE_THRESHOLDS_KEY
 from fusion_mamba.utils import load_runner_config
 
 DEFAULT_CONFIG = 'configs/fusion_mamba/fm-yolov8_demo_1xb8-5e_demo-pairs.py'
@@ -60,6 +62,7 @@ def main():
                    train_minutes=round(train_time / 60, 2),
                    total_minutes=round(total_time / 60, 2),
                    metrics={k: float(v) for k, v in metrics.items()},
+                   score_thresholds=runner.message_hub.get_info(SCORE_THRESHOLDS_KEY),
                    detections_dir=osp.abspath(vis_hook.test_out_dir))
     with open(osp.join(runner.work_dir, 'demo_metrics.json'), 'w') as f:
         json.dump(summary, f, indent=2)
@@ -69,6 +72,8 @@ def main():
     for key, value in metrics.items():
         if key.endswith('_precision'):
             print(f'{key:24s} {value:.3f}')
+    print(f'score thresholds         {summary["score_thresholds"]} (best F1 on validation, '
+          'used to draw)')
     print(f'train time               {train_time / 60:.1f} min (total {total_time / 60:.1f} min)')
     print(f'drawn detections         {summary["detections_dir"]} (visible | infrared)')
     print(f'metrics                  {osp.join(osp.abspath(runner.work_dir), "demo_metrics.json")}')

@@ -16,6 +16,9 @@ default_hooks = dict(
                     save_best='coco/bbox_mAP', rule='greater',
                     backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Per-class best-F1 score thresholds of every validation, saved in the checkpoints'
+    # meta; drawings (--show-dir, demos, FusionMambaInferencer) use them by default.
+    score_threshold=dict(type='ScoreThresholdHook'),
     visualization=dict(type='PairedDetVisualizationHook'))
 
 env_cfg = dict(

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import mmengine
+import numpy as np
 import pytest
 import torch
 
@@ -99,6 +100,46 @@ def test_train_then_test_from_another_directory(trained):
     import cv2
     drawing = cv2.imread(str(drawings[0]))
     assert drawing.shape[1] == 2 * drawing.shape[0] * 160 // 128  # visible | infrared
+
+
+def test_validation_score_thresholds_reach_the_checkpoints(tiny_setup, tmp_path):
+    """ScoreThresholdHook in a real run: the per-class best-F1 thresholds of the validation
+    are logged and stored in the epoch checkpoint (saved before the validation) and in the
+    best one, and equal those recomputed from tools/test.py's predictions of the same
+    weights against the annotation file."""
+    from fusion_mamba.evaluation.functional import best_f1_threshold, match_image_classes
+    folder, config = tiny_setup
+    work = tmp_path / 'work'
+    options = ('--cfg-options', 'model.test_cfg.score_thr=0.0')
+    log = run_tool(REPO / 'tools/train.py', config, '--work-dir', work, *options,
+                   'train_cfg.val_interval=1', cwd=folder)
+    assert 'best-F1 score thresholds (IoU 0.5, 4 images)' in log.stdout + log.stderr
+    stored = [torch.load(path, map_location='cpu', weights_only=False)['meta']
+              ['score_thresholds'] for path in [work / 'epoch_1.pth', *work.glob('best_*.pth')]]
+    assert len(stored) == 2 and stored[0] == stored[1]
+
+    run_tool(REPO / 'tools/test.py', config, work / 'epoch_1.pth', '--work-dir', work,
+             '--out', work / 'preds.pkl', *options, cwd=folder)
+    ann = json.loads((folder / 'demo_pairs/annotations/val.json').read_text())
+    classes = [c['name'] for c in sorted(ann['categories'], key=lambda c: c['id'])]
+    pooled = {}
+    for pred in mmengine.load(work / 'preds.pkl'):
+        gts = [a for a in ann['annotations'] if a['image_id'] == pred['img_id']]
+        boxes = [[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in gts)]
+        inst = pred['pred_instances']
+        matches = match_image_classes(inst['bboxes'].numpy(), inst['scores'].numpy(),
+                                      inst['labels'].numpy(), boxes,
+                                      [a['category_id'] - 1 for a in gts])
+        for label, match in matches.items():
+            pooled.setdefault(classes[label], []).append(match)
+    expected = {}
+    for name, parts in pooled.items():
+        cut = best_f1_threshold(np.concatenate([p.scores for p in parts]),
+                                np.concatenate([p.true_positive for p in parts]),
+                                sum(p.num_gt for p in parts))
+        if cut is not None:
+            expected[name] = cut.score_thr
+    assert stored[0] == pytest.approx(expected, rel=1e-5)
 
 
 def _box_iou(a, b):

@@ -3,8 +3,8 @@ from .amp import AMP_DTYPES, AmpTestLoop, resolve_amp_dtype
 from .atomic_local_backend import AtomicLocalBackend, atomic_write_bytes
 from .cpu_distributed import CPUDistributedDataParallel, init_cpu_distributed
 from .hooks import (LossScaleMonitorHook, MixDatasetPipelineSwitchHook,
-                    PairedDetVisualizationHook, RankSyncCheckHook, YOLOv8WarmupHook,
-                    parameter_digest)
+                    PairedDetVisualizationHook, RankSyncCheckHook, ScoreThresholdHook,
+                    YOLOv8WarmupHook, checkpoint_score_thresholds, parameter_digest)
 from .optimizers import StateSpaceOptimWrapperConstructor
 
 __all__ = [
@@ -12,5 +12,5 @@ __all__ = [
     'AtomicLocalBackend', 'atomic_write_bytes', 'CPUDistributedDataParallel',
     'init_cpu_distributed', 'PairedDetVisualizationHook', 'RankSyncCheckHook',
     'parameter_digest', 'MixDatasetPipelineSwitchHook', 'YOLOv8WarmupHook',
-    'StateSpaceOptimWrapperConstructor'
+    'ScoreThresholdHook', 'checkpoint_score_thresholds', 'StateSpaceOptimWrapperConstructor'
 ]
