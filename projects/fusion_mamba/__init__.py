@@ -16,10 +16,12 @@ MMDET_AVAILABLE = importlib.util.find_spec('mmdet') is not None
 
 if MMDET_AVAILABLE:
     from . import datasets, engine, evaluation, models  # noqa: F401  registers components
+    from .apis import FusionMambaInferencer
     from .utils import allow_mmengine_checkpoints
 
     # Since torch 2.6 ``torch.load`` defaults to ``weights_only=True`` and mmengine calls it
     # without the argument; allow-list the types mmengine's own checkpoints contain.
     allow_mmengine_checkpoints()
 
-__all__ = ['__version__', 'MMDET_AVAILABLE']
+__all__ = ['__version__', 'MMDET_AVAILABLE'] + (['FusionMambaInferencer']
+                                                if MMDET_AVAILABLE else [])

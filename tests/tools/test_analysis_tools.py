@@ -270,15 +270,42 @@ def test_image_demo_draws_both_modalities(tiny):
         assert abs(drawn[0.3][:, half] - image).mean() > 4 * abs(drawn[1.0][:, half] - image).mean()
 
 
-def test_image_demo_checks_the_pair(tiny, tmp_path):
+def test_image_demo_errors_name_the_files(tiny, tmp_path):
     tool = load_module('demo/image_demo.py')
-    visible = tiny['data_root'] / 'visible/val/000000.jpg'
-    with pytest.raises(FileNotFoundError, match='infrared image not found: .*missing.jpg'):
-        tool.check_pair(str(visible), str(tmp_path / 'missing.jpg'))
+    visible = str(tiny['data_root'] / 'visible/val/000000.jpg')
+    model = [str(tiny['config']), str(tiny['checkpoint']), '--device', 'cpu', '--out-dir',
+             str(tmp_path)]
+    with pytest.raises(FileNotFoundError, match='image file not found: .*missing.jpg'):
+        tool.main([visible, str(tmp_path / 'missing.jpg'), *model])
     small = tmp_path / 'small_ir.jpg'
-    cv2.imwrite(str(small), cv2.imread(str(visible))[:64, :96])
-    with pytest.raises(ValueError, match=r'same size: .* is 128x128, .*small_ir.jpg is 96x64'):
-        tool.check_pair(str(visible), str(small))
+    cv2.imwrite(str(small), cv2.imread(visible)[:64, :96])
+    with pytest.raises(ValueError, match=r'size mismatch: .* is 128x128, .*small_ir.jpg is 96x64'):
+        tool.main([visible, str(small), *model])
+    with pytest.raises(ValueError, match='--amp-dtype needs --amp'):
+        tool.main([visible, visible, *model, '--amp-dtype', 'bf16'])
+    with pytest.raises(ValueError, match='cuda_graph=True needs a CUDA device, got cpu'):
+        tool.main([visible, visible, *model, '--cuda-graph'])
+
+
+def test_image_demo_amp_and_validation_thresholds(tiny, tmp_path, capsys):
+    """--amp runs under bf16 autocast; without --score-thr the checkpoint's per-class
+    thresholds choose the detections (here: only cars, the other classes at 1.0)."""
+    tool = load_module('demo/image_demo.py')
+    checkpoint = mmengine.runner.CheckpointLoader.load_checkpoint(str(tiny['checkpoint']))
+    checkpoint['meta']['score_thresholds'] = dict(person=1.0, car=0.3, sign=1.0, animal=1.0)
+    with_thresholds = tmp_path / 'thr.pth'
+    mmengine.runner.save_checkpoint(checkpoint, str(with_thresholds))
+    pair = [str(tiny['data_root'] / f'{m}/val/000000.jpg') for m in ('visible', 'infrared')]
+    for extra in ((), ('--amp', '--amp-dtype', 'bf16')):
+        tool.main([*pair, str(tiny['config']), str(with_thresholds), '--device', 'cpu',
+                   '--out-dir', str(tmp_path), *extra])
+        stdout = capsys.readouterr().out
+        drawn = [line.split()[0] for line in stdout.splitlines()
+                 if line.split() and line.split()[0] in ('person', 'car', 'sign', 'animal')]
+        assert drawn and set(drawn) == {'car'}, stdout
+        assert (f'{len(drawn)} detections above the per-class validation thresholds (person '
+                '1.000, car 0.300, sign 1.000, animal 1.000; 0.3 for other classes) drawn to '
+                f'{tmp_path / "000000_pair.jpg"}') in stdout
 
 
 def test_robustness_eval_blanks_each_modality(tiny):

@@ -1,6 +1,7 @@
 """Loading of a registered visible / infrared image pair."""
 from typing import Optional
 
+import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
@@ -82,11 +83,17 @@ class LoadPairedImagesFromFile(LoadImageFromFile):
                          self.backend_args)
         ir_img = read_image(results['ir_path'], self.ir_color_type, self.imdecode_backend,
                             self.backend_args)
+        return self._set_pair(results, img, ir_img)
+
+    def _set_pair(self, results: dict, img: np.ndarray, ir_img: np.ndarray) -> dict:
+        """Check (or fix) the pair's sizes and store both images with their shapes."""
         if img.shape[:2] != ir_img.shape[:2]:
+            visible = results.get('img_path', 'the visible image')
+            infrared = results.get('ir_path', 'the infrared image')
             if not self.resize_ir_to_visible:
                 raise ValueError(
-                    f'visible / infrared size mismatch: {results["img_path"]} is '
-                    f'{img.shape[1]}x{img.shape[0]}, {results["ir_path"]} is '
+                    f'visible / infrared size mismatch: {visible} is '
+                    f'{img.shape[1]}x{img.shape[0]}, {infrared} is '
                     f'{ir_img.shape[1]}x{ir_img.shape[0]} (W x H); set '
                     'resize_ir_to_visible=True to resize the infrared image')
             channels = ir_img.shape[2]
@@ -106,3 +113,46 @@ class LoadPairedImagesFromFile(LoadImageFromFile):
                 f'ir_color_type={self.ir_color_type!r}, '
                 f'resize_ir_to_visible={self.resize_ir_to_visible}, '
                 f'to_float32={self.to_float32}, imdecode_backend={self.imdecode_backend!r})')
+
+
+def convert_color(img: np.ndarray, color_type: str) -> np.ndarray:
+    """An image array in the layout ``read_image(path, color_type)`` would give.
+
+    Args:
+        img: (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA.
+        color_type: ``'color'`` -> (H, W, 3) BGR, ``'grayscale'`` -> (H, W, 1),
+            ``'unchanged'`` -> as given, with a channel axis.
+    """
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+        raise ValueError(f'expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, '
+                         f'got shape {img.shape}')
+    channels = img.shape[2]
+    if color_type == 'color' and channels != 3:
+        code = cv2.COLOR_GRAY2BGR if channels == 1 else cv2.COLOR_BGRA2BGR
+        return cv2.cvtColor(img, code)
+    if color_type == 'grayscale' and channels != 1:
+        code = cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY
+        return cv2.cvtColor(img, code)[..., None]
+    return img
+
+
+@TRANSFORMS.register_module()
+class LoadPairedImagesFromNDArray(LoadPairedImagesFromFile):
+    """:class:`LoadPairedImagesFromFile` for a pair already in memory (inference on arrays
+    or video frames): ``results['img']`` (visible, BGR as OpenCV reads it) and
+    ``results['ir_img']`` are converted to the loader's ``color_type`` / ``ir_color_type``
+    layouts and checked like loaded files. ``img_path`` / ``ir_path``, when present, only
+    name the images in error messages.
+
+    Args: those of :class:`LoadPairedImagesFromFile`.
+    """
+
+    def transform(self, results: dict) -> dict:
+        for key in ('img', 'ir_img'):
+            if not isinstance(results.get(key), np.ndarray):
+                raise TypeError(f'LoadPairedImagesFromNDArray needs results[{key!r}] as a '
+                                f'numpy array, got {type(results.get(key)).__name__}')
+        return self._set_pair(results, convert_color(results['img'], self.color_type),
+                              convert_color(results['ir_img'], self.ir_color_type))
