@@ -44,18 +44,19 @@ def check_ss2d(dim, d_state, height, width):
         assert_close(ss2d_selective_scan(**inputs, backend='triton'), ref, torch.float32)
 
 
-def with_launch(chunk, fwd, bwd, prefetch=False, lanes=False):
+def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0):
     # the kernels under other launches: several chunks per column, channel blocks that
-    # differ between the passes, the prefetching and the channels-on-lanes forward
+    # differ between the passes, the prefetching forward and a longer no-gradient chunk
     def config(d_state, per_block, length):
         np_ = triton_kernels.triton.next_power_of_2(d_state)
-        return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, lanes)
+        return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, nograd_chunk)
     return config
 
 
+triton_kernels.NOGRAD_CHUNK_MIN_PROGRAMS = 0  # the no-gradient chunk on these small grids too
 for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
                with_launch(8, (1, 1), (2, 2), prefetch=True),
-               with_launch(4, (4, 1), (1, 1), lanes=True)):
+               with_launch(4, (2, 1), (1, 1), prefetch=True, nograd_chunk=8)):
     triton_kernels.launch_config = launch
     check_scan()
     check_states()

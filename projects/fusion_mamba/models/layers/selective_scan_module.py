@@ -98,10 +98,15 @@ class SelectiveScanModule(nn.Module):
             contiguous.
         """
         n, r = self.d_state, self.dt_rank
-        proj = torch.einsum('bdhw,kcd->bkchw', x, x_proj_weight.to(x.dtype))
+        batch, dim, height, width = x.shape
+        # (K, R + 2N, D) @ (B, 1, D, HW) and (K, D, R) @ (B, K, R, HW): the products come out
+        # contiguous in the layout the scan reads (an einsum would leave delta permuted)
+        proj = torch.matmul(x_proj_weight.to(x.dtype), x.reshape(batch, 1, dim, -1))
         dt, B, C = torch.split(proj, [r, n, n], dim=2)
-        delta = torch.einsum('bkrhw,kdr->bkdhw', dt, dt_proj_weight.to(x.dtype))
-        return delta, B.contiguous(), C.contiguous()
+        delta = torch.matmul(dt_proj_weight.to(x.dtype), dt)
+        k = proj.shape[1]
+        return (delta.view(batch, k, dim, height, width),
+                B.reshape(batch, k, n, height, width), C.reshape(batch, k, n, height, width))
 
     def scan_constants(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A = -exp(A_log) (S * D, N), D (S * D,) and the step bias (S * D,), in float32."""

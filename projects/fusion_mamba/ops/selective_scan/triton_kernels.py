@@ -155,65 +155,6 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
 
 
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
-def _scan_fwd_lanes_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS,
-                           Dm, L, H, W, N, Dg, G, K, n_chunks,
-                           HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
-                           SOFTPLUS: tl.constexpr, ATOMIC: tl.constexpr,
-                           SAVE_STATES: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
-                           T: tl.constexpr):
-    """Forward with the channels on the lanes: each thread owns one channel's NP states in
-    its registers and walks the tokens one by one (no cross-thread sums, no scan tree);
-    chunks of T tokens only mark where the states are saved for the backward."""
-    pid_d = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2)
-    d = pid_d * BD + tl.arange(0, BD)
-    dm = d < Dm
-    n = tl.arange(0, NP)
-    nm = n < N
-    grp = k * G + d // Dg
-    row = k * Dm + d
-    mnd = nm[:, None] & dm[None, :]
-    # (NP, BD) tiles: the states in each thread's registers, the channels over the threads
-    A2 = tl.load(A + row[None, :] * N + n[:, None], mask=mnd, other=0.0) * LOG2E
-    Dv = tl.zeros((BD, ), dtype=tl.float32)
-    bias = tl.zeros((BD, ), dtype=tl.float32)
-    if HAS_D:
-        Dv = tl.load(DS + row, mask=dm, other=0.0)
-    if HAS_BIAS:
-        bias = tl.load(BIAS + row, mask=dm, other=0.0)
-    x_ptr = X + b * Dm * L + d * L
-    dt_ptr = DT + ((b * K + k) * Dm + d) * L
-    y_ptr = Y + b * Dm * L + d * L
-    # every thread reads the token's N values of its group's B / C (within a group the same
-    # addresses across the lanes)
-    bc_ptr = (b * K * G + grp[None, :]) * N * L + n[:, None] * L
-    hs_ptr = HS + (((b * K + k) * Dm + d[None, :]) * n_chunks) * NP + n[:, None]
-    h = tl.zeros((NP, BD), dtype=tl.float32)
-    for c in range(n_chunks):
-        if SAVE_STATES:
-            tl.store(hs_ptr + c * NP, h, mask=dm[None, :])
-        for t in range(c * T, tl.minimum(c * T + T, L)):
-            p = _token_offsets(t, L, H, W, k)
-            u = tl.load(x_ptr + p, mask=dm, other=0.0).to(tl.float32)
-            dt = tl.load(dt_ptr + p, mask=dm, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                dt += bias
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            Bt = tl.load(BM + bc_ptr + p, mask=mnd, other=0.0).to(tl.float32)
-            Ct = tl.load(CM + bc_ptr + p, mask=mnd, other=0.0).to(tl.float32)
-            h = tl.exp2(dt[None, :] * A2) * h + (dt * u)[None, :] * Bt
-            y = tl.sum(h * Ct, axis=0)
-            if HAS_D:
-                y += Dv * u
-            if ATOMIC:
-                tl.atomic_add(y_ptr + p, y, mask=dm, sem='relaxed')
-            else:
-                tl.store(y_ptr + p, y, mask=dm)
-
-
-@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
 def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
                      DX, DDT, DA, DBM, DCM, DDS, DBIAS,
                      Dm, L, H, W, N, Dg, G, K, n_chunks,
@@ -297,10 +238,10 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
 class LaunchConfig(NamedTuple):
     """How the kernels are launched: d_state padded to a power of two, chunk length (shared by
     both passes: the backward restarts from the states saved at chunk starts), the channel
-    block and warps of the forward and of the backward program, and whether the forward
-    issues the next chunk's loads before scanning the current one (chunked kernel), or
-    runs the channels-on-lanes kernel (``fwd_lanes``: ``fwd_block`` is then a multiple of
-    32 channels)."""
+    block and warps of the forward and of the backward program, whether the forward
+    issues the next chunk's loads before scanning the current one, and the chunk of a
+    forward that saves no states (no gradient wanted) on a grid of at least
+    ``NOGRAD_CHUNK_MIN_PROGRAMS`` programs (0: ``chunk``)."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -308,7 +249,7 @@ class LaunchConfig(NamedTuple):
     bwd_block: int
     bwd_warps: int
     fwd_prefetch: bool = False
-    fwd_lanes: bool = False
+    nograd_chunk: int = 0
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -320,15 +261,25 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     for dB / dC). With d_state 1 the channels x states cannot fill the threads, so the chunk
     is long (256 tokens) and spread over lanes and warps as well. Measured with
     ``tools/analysis_tools/tune_scan.py`` on an H200 at the SS2D shapes of FM-YOLOv8-l
-    (README); other GPUs can use their own table through ``launch_config``."""
+    (docs/benchmarks.md); other GPUs can use their own table through ``launch_config``.
+
+    At d_state 16 the forward loads the next chunk before scanning the current one, and
+    without gradients on a full grid it walks 32-token chunks: on the H200 (bf16, SS2D
+    forward at P3 / P4 / P5) that took batch 16 from 14.50 / 4.32 / 1.14 ms to 10.69 / 2.84 /
+    0.68 ms; at batch 1 (256 / 512 / 512 programs) prefetching alone took 1.05 / 0.46 / 0.24
+    ms to 0.78 / 0.40 / 0.16 ms, where 32-token chunks gave 0.88 / 0.29 / 0.31 ms."""
     np_ = triton.next_power_of_2(d_state)
+    prefetch, nograd_chunk = False, 0
     if np_ >= 8:
         chunk, fwd, bwd = 16, (8, 4), (2, 1)
+        prefetch, nograd_chunk = True, 32
     else:
         chunk, fwd, bwd = 256, (4, 8), (4, 4)
-    chunk = min(chunk, max(8, triton.next_power_of_2(length)))
+    short = max(8, triton.next_power_of_2(length))
+    chunk, nograd_chunk = min(chunk, short), min(nograd_chunk, short)
     fwd_block, bwd_block = (_divisor_block(block, per_block) for block in (fwd[0], bwd[0]))
-    return LaunchConfig(np_, chunk, fwd_block, fwd[1], bwd_block, bwd[1])
+    return LaunchConfig(np_, chunk, fwd_block, fwd[1], bwd_block, bwd[1], prefetch,
+                        nograd_chunk)
 
 
 def _divisor_block(block: int, per_block: int) -> int:
@@ -338,22 +289,32 @@ def _divisor_block(block: int, per_block: int) -> int:
     return block
 
 
+NOGRAD_CHUNK_MIN_PROGRAMS = 2048  # batch 16 at P3: 4096; batch 1: 256 to 512
+
+
 # Tuning tools replace this to time other launches (tools/analysis_tools/tune_scan.py).
 launch_config = default_config
 
 
-def _shapes(x, delta, A, Bm):
-    """(batch, Dm, L, K, G, N, launch config, number of chunks) of a scan's inputs."""
+def _shapes(x, delta, A, Bm, save_states=True):
+    """(batch, Dm, L, K, G, N, launch config, chunk, number of chunks) of a scan's inputs;
+    the chunk is the launch's ``nograd_chunk`` for a forward that saves no states on a
+    large grid."""
     batch, dm, length = x.shape
     k_dirs = delta.shape[1]
     groups = Bm.shape[1] // k_dirs
     d_state = A.shape[1]
     cfg = launch_config(d_state, dm // groups, length)
-    return batch, dm, length, k_dirs, groups, d_state, cfg, triton.cdiv(length, cfg.chunk)
+    programs = batch * k_dirs * triton.cdiv(dm, cfg.fwd_block)
+    long_chunk = (not save_states and cfg.nograd_chunk
+                  and programs >= NOGRAD_CHUNK_MIN_PROGRAMS)
+    chunk = cfg.nograd_chunk if long_chunk else cfg.chunk
+    return (batch, dm, length, k_dirs, groups, d_state, cfg, chunk,
+            triton.cdiv(length, chunk))
 
 
 def _states_shape(x, delta, A, Bm, save_states):
-    batch, dm, _, k_dirs, _, _, cfg, n_chunks = _shapes(x, delta, A, Bm)
+    batch, dm, _, k_dirs, _, _, cfg, _, n_chunks = _shapes(x, delta, A, Bm)
     return (batch, k_dirs, dm, n_chunks, cfg.padded_states) if save_states else (1, )
 
 
@@ -372,7 +333,8 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
     ``store_last`` (K == 1 only; else an empty tensor), not differentiable; and the
     chunk-start states the backward restarts from (``save_states``; else a placeholder).
     """
-    batch, dm, length, k_dirs, groups, d_state, cfg, n_chunks = _shapes(x, delta, A, Bm)
+    batch, dm, length, k_dirs, groups, d_state, cfg, chunk, n_chunks = _shapes(
+        x, delta, A, Bm, save_states)
     atomic = k_dirs > 1
     y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
         else torch.empty_like(x)
@@ -381,25 +343,19 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
     last = torch.empty((batch, dm, d_state) if store_last else (0, ), device=x.device,
                        dtype=torch.float32)
     grid = (triton.cdiv(dm, cfg.fwd_block), batch, k_dirs)
-    optional = (Ds if Ds is not None else A, bias if bias is not None else A)
-    flags = dict(HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
-                 ATOMIC=atomic, SAVE_STATES=save_states, NP=cfg.padded_states,
-                 BD=cfg.fwd_block, T=cfg.chunk, num_warps=cfg.fwd_warps)
-    if cfg.fwd_lanes and not store_last:
-        _scan_fwd_lanes_kernel[grid](
-            x, delta, A, Bm, Cm, *optional, y, hs,
-            dm, length, height, width, d_state, dm // groups, groups, k_dirs, n_chunks, **flags)
-    else:
-        _scan_fwd_kernel[grid](
-            x, delta, A, Bm, Cm, *optional, y, hs, last if store_last else hs,
-            dm, length, height, width, d_state, dm // groups, groups, k_dirs, n_chunks,
-            STORE_LAST=store_last, PREFETCH=cfg.fwd_prefetch, **flags)
+    _scan_fwd_kernel[grid](
+        x, delta, A, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
+        y, hs, last if store_last else hs,
+        dm, length, height, width, d_state, dm // groups, groups, k_dirs, n_chunks,
+        HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
+        STORE_LAST=store_last, SAVE_STATES=save_states, PREFETCH=cfg.fwd_prefetch,
+        NP=cfg.padded_states, BD=cfg.fwd_block, T=chunk, num_warps=cfg.fwd_warps)
     return y.to(x.dtype), last, hs
 
 
 @scan_forward.register_fake
 def _(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, store_last, save_states):
-    batch, dm, _, _, _, d_state, _, _ = _shapes(x, delta, A, Bm)
+    batch, dm, _, _, _, d_state, _, _, _ = _shapes(x, delta, A, Bm)
     f32 = dict(device=x.device, dtype=torch.float32)
     return (torch.empty_like(x), torch.empty((batch, dm, d_state) if store_last else (0, ), **f32),
             torch.empty(_states_shape(x, delta, A, Bm, save_states), **f32))
@@ -413,7 +369,7 @@ def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: tor
     """Gradients of :func:`scan_forward` (saved with ``save_states``) for grad_y (B, Dm, L):
     dx, ddelta, dA, dB, dC, dD, dbias; dC (unless ``need_dc``), dD and dbias (for absent
     Ds / bias) are empty tensors."""
-    batch, dm, length, k_dirs, groups, _, cfg, n_chunks = _shapes(x, delta, A, Bm)
+    batch, dm, length, k_dirs, groups, _, cfg, chunk, n_chunks = _shapes(x, delta, A, Bm)
     atomic = k_dirs > 1
     f32 = dict(device=x.device, dtype=torch.float32)
     dx = torch.zeros(x.shape, **f32) if atomic else torch.empty_like(x)
@@ -432,7 +388,7 @@ def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: tor
         dbias if bias is not None else dA,
         dm, length, height, width, A.shape[1], dm // groups, groups, k_dirs, n_chunks,
         HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus, ATOMIC=atomic,
-        NEED_DC=need_dc, NP=cfg.padded_states, BD=cfg.bwd_block, T=cfg.chunk,
+        NEED_DC=need_dc, NP=cfg.padded_states, BD=cfg.bwd_block, T=chunk,
         num_warps=cfg.bwd_warps)
     return [dx.to(x.dtype), ddelta, dA, dB.to(Bm.dtype), dC.to(Cm.dtype) if need_dc else dC, dD,
             dbias]
