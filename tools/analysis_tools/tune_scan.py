@@ -2,8 +2,8 @@
 
 Times the fused SS2D kernels at the benchmark's shapes (FM-YOLOv8-l at 640x640: P3, P4, P5;
 batch 4) under candidate launches, for each d_state: the forward for every (chunk, channel
-block, warps) and the backward for every (chunk, channel block, warps), summed over the three
-levels. The chunk is shared by the two passes; the best chunk is the one with the smallest
+block, warps, next-chunk prefetch) and the backward for every (chunk, channel block, warps),
+summed over the three levels. The chunk is shared by the two passes; the best chunk is the one with the smallest
 best-forward + best-backward time. Prints every timing and the winner, and with ``--out``
 writes the winners as JSON that ``benchmark_scan.py --launch-config`` reads (the defaults in
 ``fusion_mamba/ops/selective_scan/triton_kernels.py`` came from this script).
@@ -61,10 +61,12 @@ def candidates(d_state):
     space = CANDIDATES['many_states' if states >= 8 else 'few_states']
     for chunk, launches in space.items():
         anchor = launches[0]
-        for backward in (False, True):
-            for launch in launches:
-                fwd, bwd = (anchor, launch) if backward else (launch, anchor)
-                yield backward, triton_kernels.LaunchConfig(states, chunk, *fwd, *bwd)
+        for launch in launches:  # forward, with and without loading the next chunk early
+            for prefetch in (False, True):
+                yield False, triton_kernels.LaunchConfig(states, chunk, *launch, *anchor,
+                                                         prefetch)
+        for launch in launches:
+            yield True, triton_kernels.LaunchConfig(states, chunk, *anchor, *launch)
 
 
 def compile_candidates(job):
@@ -123,9 +125,10 @@ def tune(d_state, args):
     times = {}
     for backward, config in candidates(d_state):
         times[backward, config] = time_pass(levels, config, backward, args.reps)
-        block, warps = config[4:] if backward else config[2:4]
+        block, warps = config[4:6] if backward else config[2:4]
+        prefetch = '' if backward else (' prefetch' if config.fwd_prefetch else '')
         print(f'{config.chunk:5d} {"bwd" if backward else "fwd":4} {block:5d} {warps:5d} '
-              f'{times[backward, config]:8.3f}', flush=True)
+              f'{times[backward, config]:8.3f}{prefetch}', flush=True)
     best = None
     for chunk in sorted({config.chunk for _, config in times}):
         winners = [min(((config, ms) for (bwd, config), ms in times.items()
@@ -137,6 +140,9 @@ def tune(d_state, args):
                                                   bwd_warps=winners[1][0].bwd_warps))
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
+    # the chunk of gradient-free forwards is not tuned here (the timed forwards run with it
+    # off); keep the default's
+    best = (best[0], best[1]._replace(nograd_chunk=default.nograd_chunk))
     default_ms = (time_pass(levels, default, False, args.reps)
                   + time_pass(levels, default, True, args.reps))
     print(f'best for d_state {d_state}: {best[1]} ({best[0]:.3f} ms fwd + bwd); '
