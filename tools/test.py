@@ -19,7 +19,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from fusion_mamba.engine import resolve_amp_dtype
+from fusion_mamba.engine import add_amp_arguments, amp_from_args
 from fusion_mamba.utils import load_runner_config
 
 
@@ -31,9 +31,7 @@ def parse_args():
     parser.add_argument('--out', help='dump predictions to a pickle file (.pkl)')
     parser.add_argument('--show-dir', help='draw detections on both modalities into this '
                         'folder (inside the work dir)')
-    parser.add_argument('--amp', action='store_true', help='mixed precision inference')
-    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
-                        help='autocast dtype of --amp (default: bf16 where supported)')
+    add_amp_arguments(parser)
     parser.add_argument('--cuda-graph', action='store_true',
                         help='replay the network as CUDA graphs (CUDA only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -49,12 +47,9 @@ def parse_args():
 def build_cfg(args) -> Config:
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
-    if args.amp_dtype and not args.amp:
-        raise ValueError('--amp-dtype needs --amp')
-    if args.amp:
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        cfg.test_cfg = dict(type='AmpTestLoop',
-                            dtype=resolve_amp_dtype(args.amp_dtype, device))
+    amp = amp_from_args(args, 'cuda' if torch.cuda.is_available() else 'cpu')
+    if amp:
+        cfg.test_cfg = dict(type='AmpTestLoop', dtype=amp)
     if args.show_dir:
         vis_hook = cfg.default_hooks.get('visualization')
         if vis_hook is None:

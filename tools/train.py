@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from fusion_mamba.engine import AMP_DTYPES, resolve_amp_dtype
+from fusion_mamba.engine import AMP_DTYPES, add_amp_arguments, amp_from_args
 from fusion_mamba.utils import load_runner_config
 
 
@@ -25,9 +25,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Train a multispectral detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
-    parser.add_argument('--amp', action='store_true', help='mixed precision training')
-    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
-                        help='autocast dtype of --amp (default: bf16 where supported)')
+    add_amp_arguments(parser, 'training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -45,11 +43,9 @@ def parse_args():
 
 def build_cfg(args) -> Config:
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    if args.amp_dtype and not args.amp:
-        raise ValueError('--amp-dtype needs --amp')
-    if args.amp:
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        dtype = AMP_DTYPES[resolve_amp_dtype(args.amp_dtype, device)]
+    amp = amp_from_args(args, 'cuda' if torch.cuda.is_available() else 'cpu')
+    if amp:
+        dtype = AMP_DTYPES[amp]
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.dtype = str(dtype).replace('torch.', '')  # 'bfloat16' / 'float16'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

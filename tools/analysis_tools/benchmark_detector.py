@@ -54,6 +54,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
+from fusion_mamba.engine import add_amp_arguments, amp_from_args
+
 POOL_BATCHES = 16  # distinct batches loaded before timing, cycled through
 PROFILE_TOP = 25  # kernels listed by --profile
 
@@ -75,10 +77,7 @@ def parse_args(argv=None):
                         help='image size of the synthetic inputs (default 640 640)')
     parser.add_argument('--synthetic', action='store_true',
                         help='use synthetic inputs even when the test data exists')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision (torch.autocast) inference')
-    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
-                        help='autocast dtype of --amp (default: bf16 where supported)')
+    add_amp_arguments(parser)
     parser.add_argument('--cuda-graph', action='store_true',
                         help='replay the network as CUDA graphs (CUDA only)')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
@@ -92,8 +91,6 @@ def parse_args(argv=None):
     for name in ('num_iters', 'batch_size', 'log_interval'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
-    if args.amp_dtype and not args.amp:
-        parser.error('--amp-dtype needs --amp')
     if args.cuda_graph and not args.device.startswith('cuda'):
         parser.error('--cuda-graph needs --device cuda')
     if args.profile < 0:
@@ -328,8 +325,8 @@ def main(argv=None):
           f'warm-up {args.warmup}, timed {args.num_iters} iterations per part, '
           f'batch size {args.batch_size}', flush=True)
 
-    from fusion_mamba.engine import AMP_DTYPES, resolve_amp_dtype
-    amp = resolve_amp_dtype(args.amp_dtype, device) if args.amp else None
+    from fusion_mamba.engine import AMP_DTYPES
+    amp = amp_from_args(args, device)
     dtype = AMP_DTYPES[amp] if amp else None
     print(f'precision: {f"autocast {amp}" if amp else "float32"}; CUDA graphs: '
           f'{"yes" if args.cuda_graph else "no"}', flush=True)

@@ -28,6 +28,8 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
+from fusion_mamba.engine import add_amp_arguments
+
 POOL_BATCHES = 4
 BOXES_PER_IMAGE = 8
 
@@ -36,9 +38,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
     parser.add_argument('--batch-size', type=int, default=8, help='image pairs per step')
-    parser.add_argument('--amp', action='store_true', help='mixed precision training')
-    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
-                        help='autocast dtype of --amp (default: bf16 where supported)')
+    add_amp_arguments(parser, 'training')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         help='cuda, cuda:N or cpu (default cuda when available)')
     parser.add_argument('--num-iters', type=int, default=30, help='timed steps (default 30)')
@@ -57,8 +57,6 @@ def parse_args(argv=None):
         parser.error(f'--warmup must be >= 0, got {args.warmup}')
     if min(args.shape) < 32:
         parser.error(f'--shape must be two sizes >= 32, got {args.shape}')
-    if args.amp_dtype and not args.amp:
-        parser.error('--amp-dtype needs --amp')
     return args
 
 
@@ -99,12 +97,11 @@ def build_training(cfg: Config, args, device: torch.device):
     ``(model, optim_wrapper, precision)``."""
     from mmdet.registry import MODELS
 
-    from fusion_mamba.engine import AMP_DTYPES, resolve_amp_dtype
+    from fusion_mamba.engine import AMP_DTYPES, amp_from_args
     model = MODELS.build(cfg.model).to(device).train()
     wrapper_cfg = cfg.optim_wrapper.copy()
-    precision = 'fp32'
+    precision = amp_from_args(args, device) or 'fp32'
     if args.amp:
-        precision = resolve_amp_dtype(args.amp_dtype, device)
         if device.type == 'cuda':
             wrapper_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic',
                                dtype=str(AMP_DTYPES[precision]).replace('torch.', ''))

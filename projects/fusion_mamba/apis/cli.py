@@ -4,7 +4,7 @@ import argparse
 import torch
 from mmengine.config import Config, DictAction
 
-from fusion_mamba.engine import resolve_amp_dtype
+from fusion_mamba.engine import add_amp_arguments, amp_from_args
 from fusion_mamba.visualization import DEFAULT_SCORE_THR
 from .inferencer import FusionMambaInferencer
 from .model_loading import find_config
@@ -20,9 +20,7 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
                         f'{DEFAULT_SCORE_THR})')
     parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu',
                         help='device (default cuda:0 when available, else cpu)')
-    parser.add_argument('--amp', action='store_true', help='mixed precision inference')
-    parser.add_argument('--amp-dtype', choices=['bf16', 'fp16'],
-                        help='autocast dtype of --amp (default: bf16 where supported)')
+    add_amp_arguments(parser)
     parser.add_argument('--cuda-graph', action='store_true',
                         help='replay the network as CUDA graphs (CUDA only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -31,14 +29,13 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
 
 def inferencer_from_args(args: argparse.Namespace) -> FusionMambaInferencer:
     """The inferencer of :func:`add_inference_args`' options."""
-    if args.amp_dtype and not args.amp:
-        raise ValueError('--amp-dtype needs --amp')
+    amp = amp_from_args(args, args.device)
     cfg = Config.fromfile(find_config(args.config))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     return FusionMambaInferencer(
         cfg, args.checkpoint, device=args.device,
-        amp=resolve_amp_dtype(args.amp_dtype, args.device) if args.amp else None,
+        amp=amp,
         cuda_graph=args.cuda_graph, show_progress=False)
 
 

@@ -33,6 +33,21 @@ def resolve_amp_dtype(name: Optional[str], device: Union[str, torch.device]) -> 
     return name
 
 
+def add_amp_arguments(parser, what: str = 'inference') -> None:
+    """``--amp`` and ``--amp-dtype`` on an argparse parser (see :func:`amp_from_args`)."""
+    parser.add_argument('--amp', action='store_true', help=f'mixed precision {what}')
+    parser.add_argument('--amp-dtype', choices=sorted(AMP_DTYPES),
+                        help='autocast dtype of --amp (default: bf16 where supported)')
+
+
+def amp_from_args(args, device: Union[str, torch.device]) -> Optional[str]:
+    """The autocast dtype ('bf16' / 'fp16') that ``--amp [--amp-dtype]`` ask for on
+    ``device``, None without ``--amp``; ``--amp-dtype`` alone is a ``ValueError``."""
+    if args.amp_dtype and not args.amp:
+        raise ValueError('--amp-dtype needs --amp')
+    return resolve_amp_dtype(args.amp_dtype, device) if args.amp else None
+
+
 @LOOPS.register_module()
 class AmpTestLoop(TestLoop):
     """mmengine's ``TestLoop`` under ``torch.autocast`` with a chosen dtype (mmengine's own
