@@ -27,24 +27,26 @@ def run_both(inputs, backend, dtype=torch.float32, **kwargs):
     return ours, grads_of(ours, inputs), ref, grads_of(ref, ref_inputs)
 
 
+@pytest.mark.parametrize('backend', ['torch', 'parallel'])
 @pytest.mark.parametrize('shape', SHAPES, ids=str)
 @pytest.mark.parametrize('softplus', [True, False])
-def test_torch_matches_reference(shape, softplus):
+def test_pure_torch_backends_match_reference(shape, softplus, backend):
     batch, dim, d_state, length, groups = shape
     inputs = scan_inputs(batch, dim, d_state, length, groups)
     if not softplus:  # keep delta positive as a real model's would be
         for name in ('delta', 'delta_bias'):
             inputs[name] = inputs[name].detach().abs().requires_grad_()
-    ours, g_ours, ref, g_ref = run_both(inputs, 'torch', delta_softplus=softplus)
+    ours, g_ours, ref, g_ref = run_both(inputs, backend, delta_softplus=softplus)
     assert ours.dtype == torch.float32 and ours.shape == (batch, dim, length)
     assert_close(ours, ref, torch.float32, 'y')
     assert_grads_close(g_ours, g_ref, torch.float32)
 
 
+@pytest.mark.parametrize('backend', ['torch', 'parallel'])
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-def test_torch_low_precision_inputs(dtype):
+def test_torch_low_precision_inputs(dtype, backend):
     inputs = scan_inputs(2, 4, 16, 300, groups=2, dtype=dtype)
-    ours, g_ours, ref, g_ref = run_both(inputs, 'torch', delta_softplus=True)
+    ours, g_ours, ref, g_ref = run_both(inputs, backend, delta_softplus=True)
     assert ours.dtype == dtype
     assert_close(ours, ref, dtype, 'y')
     assert_grads_close(g_ours, g_ref, dtype)
@@ -63,7 +65,7 @@ def test_last_state_and_minimal_arguments():
     assert_close(states[..., -1], last_ref, torch.float32)
 
 
-@pytest.mark.parametrize('backend', ['torch', 'cpp', 'auto'])
+@pytest.mark.parametrize('backend', ['torch', 'cpp', 'parallel', 'auto'])
 @pytest.mark.parametrize('shape', [(2, 3, 1, 45, None), (1, 4, 1, 300, 2), (1, 4, 16, 33, 2)],
                          ids=str)
 def test_states_match_reference(shape, backend):
@@ -128,10 +130,31 @@ def test_linear_scan_matches_loop(length, reverse):
     torch.testing.assert_close(linear_scan(a.clone(), b.clone(), h0, reverse), expected)
 
 
+def test_parallel_scan_graph_grows_with_log_length():
+    """The 'parallel' backend traces to a graph whose size grows by a constant per doubling
+    of the sequence length (log2 L steps, no per-token loop): what export needs."""
+    def traced_nodes(length):
+        inputs = {k: v.detach() for k, v in scan_inputs(1, 2, 3, length).items()}
+        names = ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')
+
+        def scan(*args):
+            return selective_scan(**dict(zip(names, args)), delta_softplus=True,
+                                  backend='parallel')
+        with torch.no_grad():
+            graph = torch.jit.trace(scan, tuple(inputs[n] for n in names), check_trace=False)
+        return len(list(graph.graph.nodes()))
+
+    counts = {length: traced_nodes(length) for length in (64, 128, 2048, 4096)}
+    per_doubling = counts[128] - counts[64]
+    assert per_doubling > 0
+    assert counts[4096] - counts[2048] == per_doubling
+    assert counts[4096] == counts[64] + 6 * per_doubling
+
+
 def test_backends_listing(monkeypatch):
     monkeypatch.delenv('FUSION_MAMBA_DISABLE_CPP', raising=False)
     names = available_backends()
-    assert {'reference', 'torch'} <= set(names)
+    assert {'reference', 'torch', 'parallel'} <= set(names)
     assert resolve_backend('auto', 'cpu') == ('cpp' if 'cpp' in names else 'torch')
 
 

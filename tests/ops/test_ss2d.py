@@ -43,7 +43,7 @@ def test_interleave_roundtrip():
         deinterleave_tokens(x[..., :9])
 
 
-@pytest.mark.parametrize('backend', ['torch', 'reference'])
+@pytest.mark.parametrize('backend', ['torch', 'reference', 'parallel'])
 @pytest.mark.parametrize('shape', [(1, 3, 1, 4, 7), (2, 4, 16, 5, 3)], ids=str)
 def test_ss2d_matches_explicit_cross_scan(shape, backend):
     inputs = ss2d_inputs(*shape)

@@ -80,9 +80,9 @@ def check_ss2d_inputs(x, delta, A, B, C, D=None, delta_bias=None):
 
 
 def upcast_for(backend, *tensors):
-    """The torch, cpp and reference backends compute in float32: cast their inputs before the
-    cross-scan so that the four directions' gradients are also summed in float32."""
-    if backend not in ('torch', 'reference', 'cpp'):
+    """The torch, cpp, parallel and reference backends compute in float32: cast their inputs
+    before the cross-scan so that the four directions' gradients are also summed in float32."""
+    if backend not in ('torch', 'reference', 'cpp', 'parallel'):
         return tensors
     return tuple(t.to(compute_dtype(t.dtype)) for t in tensors)
 

@@ -5,6 +5,8 @@
 - ``triton``: Triton kernels; CUDA tensors (or any device under ``TRITON_INTERPRET=1``).
 - ``mamba_ssm``: mamba-ssm's CUDA ``selective_scan_fn``; CUDA tensors, when it imports.
 - ``cpp``: compiled C++ kernel for CPU tensors, built on first use (see ``cpp_backend``).
+- ``parallel``: log-depth parallel scan of plain tensor operations, any device; the
+  formulation for export (no loop over tokens in the graph), never picked by ``auto``.
 - ``auto``: ``triton`` on CUDA when Triton imports; on CPU ``cpp`` when it builds, else
   ``torch``. ``FUSION_MAMBA_DISABLE_CPP=1`` in the environment makes ``auto`` skip ``cpp``.
 """
@@ -15,9 +17,9 @@ import os
 
 import torch
 
-BACKENDS = ('reference', 'torch', 'triton', 'mamba_ssm', 'cpp')
+BACKENDS = ('reference', 'torch', 'triton', 'mamba_ssm', 'cpp', 'parallel')
 _MODULES = dict(reference='reference', torch='torch_chunked', triton='triton_kernels',
-                mamba_ssm='mamba_ssm_backend', cpp='cpp_backend')
+                mamba_ssm='mamba_ssm_backend', cpp='cpp_backend', parallel='parallel')
 
 
 def _interpreting():
@@ -35,7 +37,7 @@ def _unavailable_reason(name):
 @functools.lru_cache(maxsize=None)
 def _import_failure(name):
     """None when ``name`` can be imported here, else a short reason."""
-    if name in ('reference', 'torch'):
+    if name in ('reference', 'torch', 'parallel'):
         return None
     if name == 'triton' and importlib.util.find_spec('triton') is None:
         return 'the triton package is not installed'
@@ -52,7 +54,7 @@ def available_backends():
     cuda = torch.cuda.is_available()
     return [name for name in BACKENDS
             if _unavailable_reason(name) is None
-            and (name in ('reference', 'torch', 'cpp') or cuda
+            and (name in ('reference', 'torch', 'cpp', 'parallel') or cuda
                  or (name == 'triton' and _interpreting()))]
 
 

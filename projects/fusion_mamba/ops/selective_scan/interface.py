@@ -4,7 +4,7 @@ import torch
 from .backends import get_backend, resolve_backend
 from .common import check_scan_inputs
 
-_STATE_BACKENDS = ('reference', 'torch')
+_STATE_BACKENDS = ('reference', 'torch', 'parallel')  # return all states themselves
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -19,7 +19,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         A: (D, N) (negative for a stable scan).
         B, C: (B, N, L) or (B, G, N, L), G dividing D (channel d uses group d // (D // G)).
         D, delta_bias: (D,) or None. z: (B, D, L) or None.
-        backend: 'auto', 'reference', 'torch', 'triton', 'mamba_ssm' or 'cpp' (see
+        backend: 'auto', 'reference', 'torch', 'triton', 'mamba_ssm', 'cpp' or 'parallel' (see
             ``backends``).
 
     Returns:
@@ -42,8 +42,9 @@ def selective_scan_states(u, delta, A, B, delta_bias=None, delta_softplus=False,
 
     With one state per channel (N == 1) the states are the output of the scan with C = 1 and
     no D, so every backend's scan kernel computes them ('auto' is then the fused kernel of the
-    device: 'triton' on CUDA, 'cpp' on CPU). For N > 1 'reference' and 'torch' return them
-    ('triton', 'cpp' and 'auto' run the chunked torch implementation on the input's device);
+    device: 'triton' on CUDA, 'cpp' on CPU). For N > 1 'reference', 'torch' and 'parallel'
+    return them ('triton', 'cpp' and 'auto' run the chunked torch implementation on the
+    input's device);
     'mamba_ssm' cannot return them.
     """
     check_scan_inputs(u, delta, A, B, None, None, None, delta_bias)
