@@ -1,4 +1,5 @@
-# FM-YOLOv8-l on LLVIP with the paper's recipe (640x640, SGD lr 0.01, batch 4, 150 epochs).
+# FM-YOLOv8-l on LLVIP with the paper's training settings (640x640, SGD lr 0.01, batch 4, 150
+# epochs) at the public YOLOv8-l widths (the paper's model is larger: docs/model_size.md).
 _base_ = [
     '../_base_/models/fm_yolov8.py', '../_base_/datasets/llvip.py',
     '../_base_/schedules/sgd_150e.py', '../_base_/default_runtime.py'

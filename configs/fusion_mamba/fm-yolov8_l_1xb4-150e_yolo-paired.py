@@ -1,4 +1,6 @@
-# FM-YOLOv8-l with the paper's recipe (640x640, SGD lr 0.01, batch 4, 150 epochs) on your own
+# FM-YOLOv8-l with the paper's training settings (640x640, SGD lr 0.01, batch 4, 150
+# epochs) at the public YOLOv8-l widths (the paper's model is larger: docs/model_size.md),
+# on your own
 # paired dataset with YOLO labels, converted by tools/dataset_converters/yolo_paired.py, e.g.
 #   python tools/dataset_converters/yolo_paired.py data/my_pairs --visible images/train \
 #       --infrared infrared/train --labels labels/train --classes person,car \
