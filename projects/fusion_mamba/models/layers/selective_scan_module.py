@@ -99,12 +99,14 @@ class SelectiveScanModule(nn.Module):
         """
         n, r = self.d_state, self.dt_rank
         batch, dim, height, width = x.shape
-        # (K, R + 2N, D) @ (B, 1, D, HW) and (K, D, R) @ (B, K, R, HW): the products come out
-        # contiguous in the layout the scan reads (an einsum would leave delta permuted)
-        proj = torch.matmul(x_proj_weight.to(x.dtype), x.reshape(batch, 1, dim, -1))
+        k = x_proj_weight.shape[0]
+        # (K (R + 2N), D) @ (B, D, HW), then (K, D, R) @ (B, K, R, HW): both products come out
+        # contiguous in the layout the scan reads (an einsum left delta permuted, copied
+        # before every scan), and x is never expanded over K (autograd would keep the copy)
+        proj = torch.matmul(x_proj_weight.reshape(-1, dim).to(x.dtype),
+                            x.reshape(batch, dim, -1)).view(batch, k, r + 2 * n, -1)
         dt, B, C = torch.split(proj, [r, n, n], dim=2)
         delta = torch.matmul(dt_proj_weight.to(x.dtype), dt)
-        k = proj.shape[1]
         return (delta.view(batch, k, dim, height, width),
                 B.reshape(batch, k, n, height, width), C.reshape(batch, k, n, height, width))
 
