@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from fusion_mamba.engine import AMP_DTYPES, add_amp_arguments, amp_from_args
+from fusion_mamba.engine import add_amp_arguments, amp_from_args, amp_optim_wrapper_cfg
 from fusion_mamba.utils import load_runner_config
 
 
@@ -45,10 +45,7 @@ def build_cfg(args) -> Config:
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     amp = amp_from_args(args, 'cuda' if torch.cuda.is_available() else 'cpu')
     if amp:
-        dtype = AMP_DTYPES[amp]
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = str(dtype).replace('torch.', '')  # 'bfloat16' / 'float16'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        cfg.optim_wrapper = amp_optim_wrapper_cfg(cfg.optim_wrapper, amp)
         hooks = cfg.get('custom_hooks', [])
         if not any(h.get('type') == 'LossScaleMonitorHook' for h in hooks):
             cfg.custom_hooks = hooks + [dict(type='LossScaleMonitorHook')]

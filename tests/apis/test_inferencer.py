@@ -156,7 +156,10 @@ def test_cuda_graph_and_amp_match_eager_on_gpu(tiny_detector, pair_files):
     graphs = FusionMambaInferencer(*args, device='cuda', cuda_graph=True, show_progress=False)
     for pred, ref in zip(graphs(pair_files)['predictions'], eager(pair_files)['predictions']):
         assert pred['labels'] == ref['labels']
-        assert np.allclose(pred['bboxes'], ref['bboxes'], atol=1e-3)
+        # fp32 with cuDNN's TF32 convolutions, whose algorithm may differ between the eager
+        # and the captured run (the H200 gave differences of 0.008 px on 160x128 boxes);
+        # the tolerance of tests/models/test_cuda_graph.py
+        assert np.allclose(pred['bboxes'], ref['bboxes'], rtol=1e-3, atol=1e-2)
     bf16 = FusionMambaInferencer(*args, device='cuda', amp='bf16', cuda_graph=True,
                                  show_progress=False)
     assert len(bf16(pair_files)['predictions']) == len(pair_files)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from mmengine.logging import MessageHub
 
-from fusion_mamba.engine import AmpTestLoop, LossScaleMonitorHook, resolve_amp_dtype
+from fusion_mamba.engine import (AmpTestLoop, LossScaleMonitorHook, amp_optim_wrapper_cfg,
+                                 resolve_amp_dtype)
 
 
 def test_amp_dtype_defaults_to_bf16_on_cpu_and_rejects_unknown_names():
@@ -64,3 +65,19 @@ def test_loss_scale_monitor_is_silent_without_a_scaler():
     hook.before_train_iter(runner, 0)
     hook.after_train_iter(runner, 0)
     assert 'train/loss_scale' not in hub.log_scalars
+
+
+def test_amp_optim_wrapper_starts_fp16_scaling_below_the_yolov8_gradient_overflow():
+    sgd = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01), clip_grad=None)
+    fp16 = amp_optim_wrapper_cfg(sgd, 'fp16')
+    assert (fp16['type'], fp16['dtype'], fp16['optimizer']) == ('AmpOptimWrapper', 'float16',
+                                                                sgd['optimizer'])
+    scaler = torch.amp.GradScaler('cpu', **fp16['loss_scale'])
+    # a gradient element of 200 (the size the batch-scaled YOLOv8 loss gives) stays finite in
+    # float16 at the first scale, where torch's default first scale overflows it
+    assert torch.isfinite(torch.tensor(200. * scaler.get_scale(), dtype=torch.float16))
+    assert torch.isinf(torch.tensor(200. * torch.amp.GradScaler('cpu').get_scale(),
+                                    dtype=torch.float16))
+    assert amp_optim_wrapper_cfg(sgd, 'bf16')['loss_scale'] == 'dynamic'
+    assert amp_optim_wrapper_cfg(dict(sgd, loss_scale=512.), 'fp16')['loss_scale'] == 512.
+    assert sgd['type'] == 'OptimWrapper'  # the config is not modified

@@ -97,14 +97,13 @@ def build_training(cfg: Config, args, device: torch.device):
     ``(model, optim_wrapper, precision)``."""
     from mmdet.registry import MODELS
 
-    from fusion_mamba.engine import AMP_DTYPES, amp_from_args
+    from fusion_mamba.engine import amp_from_args, amp_optim_wrapper_cfg
     model = MODELS.build(cfg.model).to(device).train()
     wrapper_cfg = cfg.optim_wrapper.copy()
     precision = amp_from_args(args, device) or 'fp32'
     if args.amp:
         if device.type == 'cuda':
-            wrapper_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic',
-                               dtype=str(AMP_DTYPES[precision]).replace('torch.', ''))
+            wrapper_cfg = amp_optim_wrapper_cfg(wrapper_cfg, precision)
         # mmengine's AmpOptimWrapper needs a GPU: on CPU the steps run under autocast
     return model, build_optim_wrapper(model, wrapper_cfg), precision
 

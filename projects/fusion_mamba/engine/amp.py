@@ -48,6 +48,27 @@ def amp_from_args(args, device: Union[str, torch.device]) -> Optional[str]:
     return resolve_amp_dtype(args.amp_dtype, device) if args.amp else None
 
 
+# float16's largest value is 65504. The YOLOv8 loss is multiplied by the batch size (as
+# ultralytics does), which puts single weight-gradient elements in the hundreds: torch's
+# default first scale (65536) overflows them. Measured on the H200 (LLVIP sample, batch 8,
+# l models, fp16): from 65536 the scaler skipped 7-8 of the first 15 steps and settled at
+# 256, then FM-YOLOv8 skipped once more at step 94 and the add baseline at step 37 (512 ->
+# 256). From 256, FM-YOLOv8 skipped none of 105 steps and the add baseline one, at step 42
+# (256 -> 128). The scaler still halves on overflow and doubles after ``growth_interval``
+# clean steps.
+FP16_LOSS_SCALE = dict(init_scale=2.0**8, growth_interval=2000)
+
+
+def amp_optim_wrapper_cfg(optim_wrapper: dict, amp: str) -> dict:
+    """``optim_wrapper`` (a config dict) as mmengine's ``AmpOptimWrapper`` autocasting to
+    ``amp`` ('bf16' / 'fp16'); a ``loss_scale`` the config sets is kept, else bf16 gets
+    mmengine's dynamic scaler and fp16 a dynamic scaler from ``FP16_LOSS_SCALE``."""
+    cfg = dict(optim_wrapper, type='AmpOptimWrapper',
+               dtype=str(AMP_DTYPES[amp]).replace('torch.', ''))
+    cfg.setdefault('loss_scale', dict(FP16_LOSS_SCALE) if amp == 'fp16' else 'dynamic')
+    return cfg
+
+
 @LOOPS.register_module()
 class AmpTestLoop(TestLoop):
     """mmengine's ``TestLoop`` under ``torch.autocast`` with a chosen dtype (mmengine's own
