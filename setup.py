@@ -37,7 +37,8 @@ setup(
     install_requires=read_requirements('torch.txt') + read_requirements('runtime.txt')
     + ['mmcv>=2.0.0,<2.2.0'],
     extras_require={
-        'tests': read_requirements('tests.txt'),
+        'tests': read_requirements('tests.txt') + read_requirements('deploy.txt'),
+        'deploy': read_requirements('deploy.txt'),
         'cuda': read_requirements('optional.txt'),
     },
     zip_safe=False,

@@ -118,10 +118,11 @@ else
     mmcv_ok || { log "mmcv installed but mmcv.ops does not import"; exit 1; }
 fi
 
-log "installing mmengine, mmdet, mmpretrain, pycocotools, test tools and fusion_mamba"
+log "installing mmengine, mmdet, mmpretrain, pycocotools, test and ONNX tools, fusion_mamba"
 # torch wants setuptools >= 77; mmengine still imports pkg_resources, gone in setuptools 81.
 "${PIP[@]}" install -q "setuptools>=77.0.3,<81"
-"${PIP[@]}" install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+"${PIP[@]}" install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
+    -r "$ROOT/requirements/deploy.txt"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e "$ROOT"
 "$PY" -c "import mmcv.ops, mmdet, mmpretrain, pycocotools, fusion_mamba"
 echo "$digest" >"$STAMP"

@@ -345,12 +345,7 @@ class YOLOv8Head(BaseDenseHead):
             ``(n,)`` per image, best first.
         """
         cfg = self.test_cfg if cfg is None else cfg
-        # Decoding and NMS in float32 whatever the network ran in: mmcv's NMS takes float32
-        # only, and fp16 / bf16 boxes of a 640 image are off by up to 0.25 / 2 pixels.
-        flat_cls, flat_dist, priors = self._flatten([s.float() for s in cls_scores],
-                                                    [d.float() for d in bbox_dist_preds])
-        scores = flat_cls.sigmoid()
-        bboxes = distance2bbox(priors[:, :2], self._distances(flat_dist) * priors[:, 2:3])
+        scores, bboxes = self.decode(cls_scores, bbox_dist_preds)
         results_list = []
         for img_scores, img_bboxes, img_meta in zip(scores, bboxes, batch_img_metas):
             results = self._select_candidates(img_scores, img_bboxes, cfg)
@@ -362,6 +357,25 @@ class YOLOv8Head(BaseDenseHead):
                 results.scores = det_bboxes[:len(results), -1]
             results_list.append(results)
         return results_list
+
+    def decode(self, cls_scores: Sequence[Tensor], bbox_dist_preds: Sequence[Tensor]
+               ) -> Tuple[Tensor, Tensor]:
+        """Scores and boxes of every prior, before any selection or NMS.
+
+        Decoding runs in float32 whatever the network ran in: mmcv's NMS takes float32 only,
+        and fp16 / bf16 boxes of a 640 image are off by up to 0.25 / 2 pixels.
+
+        Args:
+            cls_scores, bbox_dist_preds: Per level, as :meth:`predict_by_feat`.
+
+        Returns:
+            tuple: sigmoid scores ``(B, N, C)`` and boxes ``(B, N, 4)`` (xyxy, pixels of the
+            network input), N the priors of all levels.
+        """
+        flat_cls, flat_dist, priors = self._flatten([s.float() for s in cls_scores],
+                                                    [d.float() for d in bbox_dist_preds])
+        bboxes = distance2bbox(priors[:, :2], self._distances(flat_dist) * priors[:, 2:3])
+        return flat_cls.sigmoid(), bboxes
 
     @staticmethod
     def _select_candidates(scores: Tensor, bboxes: Tensor, cfg: ConfigType) -> InstanceData:

@@ -18,6 +18,28 @@ from mmdet.utils import ConfigType, OptMultiConfig
 NUM_MODALITIES = 2
 
 
+
+def pooling_matrix(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
+    """(out_size, in_size) matrix of adaptive average pooling along one axis: row i averages
+    inputs floor(i * in / out) .. ceil((i + 1) * in / out) - 1 (PyTorch's bins)."""
+    rows = []
+    for i in range(out_size):
+        start, end = (i * in_size) // out_size, ((i + 1) * in_size + out_size - 1) // out_size
+        rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(in_size)])
+    # built from Python numbers: a constant of a traced graph, not a chain of slice writes
+    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d`` of (B, C, H, W) to ``grid``; while exporting to ONNX (whose
+    exporter refuses output sizes that do not divide the input) as two products with
+    pooling matrices, which give the same bins."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.adaptive_avg_pool2d(x, grid)
+    height, width = x.shape[-2:]
+    return pooling_matrix(height, grid[0], x) @ x @ pooling_matrix(width, grid[1], x).T
+
+
 class SelfAttentionLayer(nn.Module):
     """Pre-norm transformer layer on (B, L, C) tokens:
     ``x + Drop(Proj(MHSA(Norm(x))))``, then ``x + Drop(MLP(Norm(x)))`` (GELU MLP).
@@ -124,7 +146,7 @@ class TransformerFusion(BaseModule):
         grid = self.pool_size or (height, width)
         x = torch.stack((f_rgb, f_ir), dim=1).flatten(0, 1)  # (2B, C, H, W), RGB / IR pairs
         if grid != (height, width):
-            x = F.adaptive_avg_pool2d(x, grid)
+            x = adaptive_avg_pool2d(x, grid)
         pos = self.pos_embed
         if tuple(pos.shape[-2:]) != grid:
             pos = F.interpolate(pos, size=grid, mode='bilinear', align_corners=False)

@@ -78,30 +78,42 @@ class SASF(SelectiveScanModule):
         return 2 * max(self.dilations) + 1
 
     def merged_kernel(self) -> torch.Tensor:
-        """The dilated kernels summed into one (D, 1, K, K) kernel, K = 2 * max(dilation) + 1."""
+        """The dilated kernels summed into one (D, 1, K, K) kernel, K = 2 * max(dilation) + 1.
+
+        Kernel i lands on the taps ``offset + j * dilation`` (j = 0, 1, 2) of the K x K grid,
+        written as ``P_i @ w_i @ P_i^T`` with a constant (K, 3) placement matrix P_i: no
+        in-place writes, so the kernel traces (ONNX export) and differentiates as products.
+        """
         size = self.merged_kernel_size
         merged = 0
         for weight, dilation in zip(self.fusion_kernels, self.dilations):
-            span = 2 * dilation + 1
-            dilated = weight.new_zeros(self.d_inner, 1, span, span)
-            dilated[..., ::dilation, ::dilation] = weight
-            merged = merged + F.pad(dilated, [(size - span) // 2] * 4)
+            offset = size // 2 - dilation
+            place = torch.tensor([[1.0 if row == offset + j * dilation else 0.0 for j in range(3)]
+                                  for row in range(size)], dtype=weight.dtype,
+                                 device=weight.device)
+            merged = merged + place @ weight @ place.T
         return merged
 
     def train(self, mode: bool = True) -> 'SASF':
         self._merged_cache = None  # the kernels may have changed since the last switch
         return super().train(mode)
 
+    def _per_state(self, kernel: torch.Tensor) -> torch.Tensor:
+        """A (D, 1, K, K) kernel repeated for the N states of each channel: (D * N, 1, K, K),
+        row d * N + s holding kernel d."""
+        return kernel.repeat_interleave(self.d_state, dim=0)
+
     def _eval_kernel(self) -> torch.Tensor:
-        """The merged kernel, cached while the fusion kernels are unchanged and no gradient
-        is wanted."""
+        """The merged kernel per state (D * N, 1, K, K), cached while the fusion kernels are
+        unchanged and no gradient is wanted (a constant of the graph when traced for
+        export)."""
         weights = self.fusion_kernels
         if torch.is_grad_enabled() and weights.requires_grad:
-            return self.merged_kernel()
+            return self._per_state(self.merged_kernel())
         key = (weights._version, weights.data_ptr(), weights.device, weights.dtype)
         if self._merged_cache is None or self._merged_cache[0] != key:
             with torch.no_grad():
-                self._merged_cache = (key, self.merged_kernel())
+                self._merged_cache = (key, self._per_state(self.merged_kernel()))
         return self._merged_cache[1]
 
     def fuse_states(self, h: torch.Tensor, merged: bool) -> torch.Tensor:
@@ -115,13 +127,13 @@ class SASF(SelectiveScanModule):
         def conv(x, weight, dilation):
             pad = dilation * (weight.shape[-1] // 2)
             x = F.pad(x, [pad] * 4, mode='replicate')
-            weight = weight.repeat_interleave(n, dim=0).to(x.dtype)
-            return F.conv2d(x, weight, dilation=dilation, groups=dim * n)
+            return F.conv2d(x, weight.to(x.dtype), dilation=dilation, groups=dim * n)
 
         if merged:
             out = conv(h, self._eval_kernel(), 1)
         else:
-            out = sum(conv(h, w, d) for w, d in zip(self.fusion_kernels, self.dilations))
+            out = sum(conv(h, self._per_state(w), d)
+                      for w, d in zip(self.fusion_kernels, self.dilations))
         return out.view(batch, dim, n, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
