@@ -72,34 +72,55 @@ def test_every_fusion_choice_exports_and_matches_pytorch(config, tmp_path):
         assert report['scores']['max_abs'] <= 1e-3 and report['boxes']['max_abs'] <= 0.05
 
 
-def test_exported_nms_keeps_the_detections_of_the_mmdet_predict_path(tmp_path):
-    """Preprocessing, decoding and NMS in the graph against the detector's own predict (data
-    preprocessor on uint8 pairs, mmdet's multi-class NMS): the same boxes, scores, labels."""
+def test_exported_nms_gives_the_detections_of_the_mmdet_predict_path(tmp_path):
+    """Preprocessing, decoding, NMS and the per-image top-k in the graph against the
+    detector's own predict (data preprocessor on uint8 pairs, mmdet's multi-class NMS,
+    ``max_per_img``), image by image in a batch of two, best first."""
     from mmdet.structures import DetDataSample
 
     from fusion_mamba.deployment import ExportableDetector
+    max_per_img = 20
     model = build(DEMO, dict(TINY, **{'model.test_cfg.score_thr': 0.2,
-                                      'model.test_cfg.max_per_img': 1000}))
-    nms = dict(iou_threshold=0.7, score_threshold=0.2, max_per_class=1000)
+                                      'model.test_cfg.max_per_img': max_per_img}))
+    nms = dict(iou_threshold=0.7, score_threshold=0.2, max_per_img=max_per_img)
     wrapper = ExportableDetector(model, nms).eval()
     gen = torch.Generator().manual_seed(3)
     height, width = 96, 128
-    pixels = [torch.randint(0, 256, (3, height, width), generator=gen, dtype=torch.uint8)
-              for _ in range(2)]
+    pairs = [[torch.randint(0, 256, (3, height, width), generator=gen, dtype=torch.uint8)
+              for _ in range(2)] for _ in range(2)]
     meta = dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1., 1.))
     with torch.no_grad():
-        ref = model.test_step(dict(inputs=dict(visible=[pixels[0]], infrared=[pixels[1]]),
-                                   data_samples=[DetDataSample(metainfo=meta)]))[0].pred_instances
-    inputs = [p[None].float() for p in pixels]
+        refs = [model.test_step(dict(inputs=dict(visible=[v], infrared=[i]),
+                                     data_samples=[DetDataSample(metainfo=meta)])
+                                )[0].pred_instances for v, i in pairs]
+    inputs = [torch.stack([pair[k] for pair in pairs]).float() for k in (0, 1)]
     session, run = export_and_run(wrapper, inputs, tmp_path / 'nms.onnx')
-    batch_index, boxes, scores, labels = run(session, inputs)
-    assert len(ref) > 0 and (batch_index == 0).all()
-    assert len(scores) == len(ref)
-    order = np.lexsort((-scores, labels))
-    ref_order = np.lexsort((-ref.scores.numpy(), ref.labels.numpy()))
-    np.testing.assert_array_equal(labels[order], ref.labels.numpy()[ref_order])
-    np.testing.assert_allclose(scores[order], ref.scores.numpy()[ref_order], atol=1e-4)
-    np.testing.assert_allclose(boxes[order], ref.bboxes.numpy()[ref_order], atol=0.05)
+    num_dets, boxes, scores, labels = run(session, inputs)
+    assert [len(ref) for ref in refs] == num_dets.tolist()
+    assert num_dets.max() == max_per_img and num_dets.min() > 0  # the cap is exercised
+    for image, ref in enumerate(refs):
+        n = len(ref)
+        np.testing.assert_array_equal(labels[image, :n], ref.labels.numpy())
+        np.testing.assert_allclose(scores[image, :n], ref.scores.numpy(), atol=1e-4)
+        np.testing.assert_allclose(boxes[image, :n], ref.bboxes.numpy(), atol=0.05)
+        assert (labels[image, n:] == -1).all() and (scores[image, n:] == 0).all()
+
+
+def test_cli_exports_nms_from_the_test_cfg_and_refuses_what_it_cannot_reproduce(tmp_path):
+    tool, config = load_tool(), str(CONFIGS / 'add-yolov8_demo_1xb8-5e_demo-pairs.py')
+    out = tmp_path / 'results.json'
+    assert tool.main([config, '--out', str(tmp_path / 'nms.onnx'), '--with-nms',
+                      '--dynamic-batch', '--verify', '--json', str(out)]) == 0
+    reports = json.loads(out.read_text())['verify']
+    assert [r['batch'] for r in reports] == [1, 2]
+    assert all(r['mismatched_images'] == 0 and r['detections'] > 0 for r in reports)
+    from fusion_mamba.deployment.onnx_export import example_inputs, onnx_session, run_onnx
+    num_dets, boxes, scores, labels = run_onnx(onnx_session(str(tmp_path / 'nms.onnx')),
+                                               example_inputs(3, (256, 320), 3))
+    assert boxes.shape == (3, 100, 4)  # the demo's test_cfg.max_per_img, any batch
+    with pytest.raises(ValueError, match='not plain per-class NMS'):
+        tool.main([config, '--out', str(tmp_path / 'x.onnx'), '--with-nms', '--cfg-options',
+                   'model.test_cfg.nms.type=soft_nms'])
 
 
 def test_graph_grows_with_the_log_of_the_number_of_tokens(tmp_path):

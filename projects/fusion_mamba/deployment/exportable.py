@@ -44,14 +44,16 @@ class ExportableDetector(nn.Module):
     stride (32).
 
     Outputs without NMS: ``scores (B, N, C)`` (sigmoid) and ``boxes (B, N, 4)`` (xyxy,
-    input pixels, clipped to the input) for the N priors of all levels. With NMS (``nms_cfg``): per kept box its
-    ``batch_index (K,)``, ``boxes (K, 4)``, ``scores (K,)`` and ``labels (K,)``, ordered by
-    image, class, then score (ONNX ``NonMaxSuppression``'s order).
+    input pixels, clipped to the input) for the N priors of all levels. With NMS
+    (``nms_cfg``): ``num_dets (B,)``, ``boxes (B, M, 4)``, ``scores (B, M)`` and ``labels
+    (B, M)``, the best M = ``max_per_img`` detections of each image after per-class NMS,
+    padded (see :func:`onnx_nms`).
 
     Args:
-        detector: A :class:`MultiModalDetector` in eval mode.
+        detector: A :class:`MultiModalDetector` in eval mode, with a
+            :class:`MultiModalDetDataPreprocessor` and a head with ``decode`` (YOLOv8Head).
         nms_cfg (dict, optional): ``iou_threshold``, ``score_threshold`` and
-            ``max_per_class``; None exports raw scores and boxes.
+            ``max_per_img``; None exports raw scores and boxes.
     """
 
     def __init__(self, detector: nn.Module, nms_cfg: Dict = None):
@@ -59,6 +61,12 @@ class ExportableDetector(nn.Module):
         self.detector = detector
         self.nms_cfg = nms_cfg
         pre = detector.data_preprocessor
+        if not hasattr(pre, 'ir_mean'):
+            raise TypeError(f'ExportableDetector needs a MultiModalDetDataPreprocessor, the '
+                            f'detector has {type(pre).__name__}')
+        if not hasattr(detector.bbox_head, 'decode'):
+            raise TypeError(f'ExportableDetector needs a head with decode() (YOLOv8Head), the '
+                            f'detector has {type(detector.bbox_head).__name__}')
         self.flip_visible = bool(getattr(pre, '_channel_conversion', False))
         normalize = getattr(pre, '_enable_normalize', False)
         self.register_buffer('mean', pre.mean.float().view(1, -1, 1, 1) if normalize

@@ -1,7 +1,8 @@
 """Multi-class NMS that exports as ONNX ``NonMaxSuppression``.
 
 Eager PyTorch runs torchvision's NMS per image and class; the ONNX exporter (TorchScript
-based) emits one ``NonMaxSuppression`` node and gathers the kept boxes from its indices.
+based) emits one ``NonMaxSuppression`` node, gathers the kept boxes from its indices and
+keeps the best ``max_per_img`` of each image with ``TopK``.
 """
 from typing import Tuple
 
@@ -28,7 +29,7 @@ class _NonMaxSuppression(torch.autograd.Function):
                 keep = candidates[keep[:max_per_class]]
                 selected.append(torch.stack([torch.full_like(keep, image),
                                              torch.full_like(keep, label), keep], dim=1))
-        return torch.cat(selected) if selected else boxes.new_zeros((0, 3), dtype=torch.long)
+        return torch.cat(selected)
 
     @staticmethod
     def symbolic(g, boxes, scores, max_per_class, iou_threshold, score_threshold):
@@ -40,14 +41,28 @@ class _NonMaxSuppression(torch.autograd.Function):
 
 
 def onnx_nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.7,
-             score_threshold: float = 0.001, max_per_class: int = 300
+             score_threshold: float = 0.001, max_per_img: int = 300
              ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """NMS per image and class of ``boxes (B, N, 4)`` xyxy and ``scores (B, N, C)``.
+    """NMS per image and class of ``boxes (B, N, 4)`` xyxy and ``scores (B, N, C)``, then the
+    ``max_per_img`` best of each image (mmdet's multi-class NMS with ``max_per_img``).
 
-    Returns ``batch_index (K,)``, ``boxes (K, 4)``, ``scores (K,)``, ``labels (K,)`` ordered
-    by image, class, then falling score.
+    Returns ``num_dets (B,)`` and, padded to M = ``max_per_img`` per image and best first,
+    ``boxes (B, M, 4)``, ``scores (B, M)`` and ``labels (B, M)``; the padding has boxes and
+    scores 0 and label -1.
     """
+    batch = scores.shape[0]
     selected = _NonMaxSuppression.apply(boxes, scores.transpose(1, 2).contiguous(),
-                                        max_per_class, iou_threshold, score_threshold)
+                                        max_per_img, iou_threshold, score_threshold)
     image, label, box = selected[:, 0], selected[:, 1], selected[:, 2]
-    return image, boxes[image, box], scores[image, box, label], label
+    kept_scores = scores[image, box, label]  # (K,), all > score_threshold >= 0
+    # (B, K + M) scores, -1 outside each row's image and in M padding columns, so that the
+    # top M of a row are that image's best detections followed by padding
+    own = image.unsqueeze(0) == torch.arange(batch, device=image.device).unsqueeze(1)
+    per_image = torch.where(own, kept_scores.unsqueeze(0), kept_scores.new_tensor(-1.0))
+    per_image = torch.cat([per_image, per_image.new_full((batch, max_per_img), -1.0)], dim=1)
+    top_scores, order = per_image.topk(max_per_img, dim=1)
+    valid = top_scores >= 0
+    kept_boxes = torch.cat([boxes[image, box], boxes.new_zeros(max_per_img, 4)])[order]
+    kept_labels = torch.cat([label, label.new_full((max_per_img, ), -1)])[order]
+    return (valid.sum(1), kept_boxes * valid.unsqueeze(-1), top_scores.clamp(min=0),
+            torch.where(valid, kept_labels, kept_labels.new_tensor(-1)))

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 RAW_OUTPUTS = ('scores', 'boxes')
-NMS_OUTPUTS = ('batch_index', 'boxes', 'scores', 'labels')
+NMS_OUTPUTS = ('num_dets', 'boxes', 'scores', 'labels')
 INPUTS = ('visible', 'infrared')
 
 
@@ -77,11 +77,7 @@ def export_onnx(wrapper: nn.Module, path: str, inputs: Sequence[torch.Tensor],
     outputs = list(RAW_OUTPUTS if wrapper.nms_cfg is None else NMS_OUTPUTS)
     dynamic_axes = None
     if dynamic_batch:
-        dynamic_axes = {name: {0: 'batch'} for name in INPUTS}
-        if wrapper.nms_cfg is None:
-            dynamic_axes.update({name: {0: 'batch'} for name in outputs})
-    if wrapper.nms_cfg is not None:  # the number of kept boxes always varies
-        dynamic_axes = dict(dynamic_axes or {}, **{name: {0: 'num_dets'} for name in outputs})
+        dynamic_axes = {name: {0: 'batch'} for name in INPUTS + tuple(outputs)}
     with torch.no_grad(), name_failing_module(wrapper):
         torch.onnx.export(wrapper, tuple(inputs), path, dynamo=False, opset_version=opset,
                           input_names=list(INPUTS), output_names=outputs,
@@ -114,30 +110,18 @@ def compare_raw(ours: Sequence[np.ndarray], ref: Sequence[torch.Tensor]) -> Dict
     return report
 
 
-def compare_nms(ours: Sequence[np.ndarray], ref: Sequence[torch.Tensor],
-                box_atol: float) -> dict:
-    """Match the kept detections of both runs (same image and label, boxes within
-    ``box_atol`` pixels); report the counts, the unmatched ones and the largest score and
-    box differences of the matched ones."""
-    ref = [t.numpy() for t in ref]
-    unmatched_ref = list(range(len(ref[0])))
-    score_diff = box_diff = 0.0
-    matched = 0
-    for image, box, score, label in zip(*ours):
-        best = None
-        for j in unmatched_ref:
-            if ref[0][j] != image or ref[3][j] != label:
-                continue
-            d = np.abs(ref[1][j] - box).max()
-            if d <= box_atol and (best is None or d < best[1]):
-                best = (j, d)
-        if best is not None:
-            unmatched_ref.remove(best[0])
-            matched += 1
-            box_diff = max(box_diff, float(best[1]))
-            score_diff = max(score_diff, float(abs(ref[2][best[0]] - score)))
-    return dict(onnx=len(ours[0]), pytorch=len(ref[0]), matched=matched,
-                max_abs_box=box_diff, max_abs_score=score_diff)
+def compare_nms(ours: Sequence[np.ndarray], ref: Sequence[torch.Tensor]) -> dict:
+    """Detections after NMS of both runs, slot by slot (both best first per image): the
+    images whose detection counts or labels differ, and the largest score and box
+    differences of the valid slots."""
+    num, boxes, scores, labels = ours
+    ref_num, ref_boxes, ref_scores, ref_labels = (t.numpy() for t in ref)
+    valid = np.arange(labels.shape[1])[None] < np.maximum(num, ref_num)[:, None]
+    mismatched = (num != ref_num) | ((labels != ref_labels) & valid).any(1)
+    return dict(detections=int(num.sum()), pytorch_detections=int(ref_num.sum()),
+                mismatched_images=int(mismatched.sum()),
+                max_abs_score=float(np.abs(scores - ref_scores)[valid].max(initial=0)),
+                max_abs_box=float(np.abs(boxes - ref_boxes)[valid].max(initial=0)))
 
 
 def time_calls(fn, warmup: int, iters: int) -> Dict[str, float]:
