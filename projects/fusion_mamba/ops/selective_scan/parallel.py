@@ -3,11 +3,14 @@
 The linear recurrence ``h_t = a_t h_{t-1} + b_t`` (``a = exp(delta A)``, ``b = delta B u``)
 is solved for all tokens at once by recursive doubling (Hillis-Steele): after the step with
 shift ``s`` every token holds the composition of the ``2s`` pairs ending at it, so
-``ceil(log2 L)`` steps of element-wise products, pads and slices give every state. No loop
-runs over tokens or chunks and nothing is updated in place, so the operation graph grows
-with ``log2 L`` only: this is the formulation to trace for export (ONNX), where a per-token
-loop would be unrolled into the graph. Only products of decays ``<= 1`` are formed, so
-nothing overflows.
+``ceil(log2 L)`` steps of element-wise products, pads and slices give every state. The
+decay of a window of tokens is ``exp(A * sum of delta over it)``, so only the window sums
+of delta (B, D, L) are shifted besides the states (ONNX Runtime, demo FM-YOLOv8: 226 against
+259 ms per pair for shifting the decay products too). No loop runs over tokens or chunks and
+nothing is updated in place, so the operation graph grows with ``log2 L`` only: this is the
+formulation to trace for export (ONNX), where a per-token loop would be unrolled into the
+graph. With Mamba's delta >= 0 and A < 0 every decay is ``exp`` of a non-positive number,
+so nothing overflows.
 
 It materialises all states (B, D, N, L) in every step, about ``log2 L`` times the work of a
 sequential scan and, under autograd, that many saved tensors: an inference and export path,
@@ -19,26 +22,6 @@ import torch.nn.functional as F
 from .common import as_grouped, compute_dtype, prepare_delta, skip_and_gate
 
 
-def doubling_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor = None) -> torch.Tensor:
-    """Solve ``h_t = a_t * h_{t-1} + b_t`` along the last dim with ``h_{-1} = h0``.
-
-    a, b: (..., L) of one shape; h0: broadcastable to (...), default 0. Returns h (..., L)
-    after ``ceil(log2 L)`` doubling steps.
-    """
-    length = a.shape[-1]
-    h0 = a.new_zeros(()) if h0 is None else h0
-    b = torch.cat([b[..., :1] + a[..., :1] * h0.unsqueeze(-1), b[..., 1:]], dim=-1)
-    shift = 1
-    while shift < length:
-        # compose each token's pair with the one ``shift`` tokens earlier (identity before 0)
-        a_earlier = F.pad(a[..., :-shift], (shift, 0), value=1.0)
-        b_earlier = F.pad(b[..., :-shift], (shift, 0))
-        b = a * b_earlier + b
-        a = a * a_earlier
-        shift *= 2
-    return b
-
-
 def _per_channel(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Grouped (B, G, N, L) -> (B, D, N, L), channel d reading group d // (D // G)."""
     batch, groups, d_state, length = t.shape
@@ -47,10 +30,23 @@ def _per_channel(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _states(u, delta, A, B):
-    """u, delta (B, D, L); A (D, N); B (B, G, N, L) -> all states h (B, D, N, L)."""
-    decay = torch.exp(delta.unsqueeze(2) * A.unsqueeze(-1))
-    drive = (delta * u).unsqueeze(2) * _per_channel(B, u.shape[1])
-    return doubling_scan(decay, drive)
+    """u, delta (B, D, L); A (D, N); B (B, G, N, L) -> all states h (B, D, N, L).
+
+    Recursive doubling of ``h_t = a_t h_{t-1} + b_t``: before the step with shift ``s``,
+    ``h_t`` is the state at t started from zero ``s`` tokens earlier, and ``window_t`` the
+    sum of delta over those ``s`` tokens, whose decay product is ``exp(A window_t)``; the
+    step composes each token with the one ``s`` earlier. Only h (B, D, N, L) is shifted;
+    the decays come from the N times smaller window sums (B, D, L).
+    """
+    h = (delta * u).unsqueeze(2) * _per_channel(B, u.shape[1])
+    window = delta
+    length, shift = u.shape[-1], 1
+    while shift < length:
+        decay = torch.exp(window.unsqueeze(2) * A.unsqueeze(-1))  # over tokens t-s+1 .. t
+        h = decay * F.pad(h[..., :-shift], (shift, 0)) + h
+        window = window + F.pad(window[..., :-shift], (shift, 0))
+        shift *= 2
+    return h
 
 
 def _cast(dtype, *tensors):
