@@ -51,10 +51,10 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from fusion_mamba.engine import add_amp_arguments, amp_from_args
+from fusion_mamba.utils import load_tool_config
 
 POOL_BATCHES = 16  # distinct batches loaded before timing, cycled through
 PROFILE_TOP = 25  # kernels listed by --profile
@@ -305,10 +305,7 @@ def markdown_table(results: Dict[str, dict], batch_size: int) -> str:
 def main(argv=None):
     args = parse_args(argv)
     device = check_device(args.device)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     from mmdet.registry import MODELS
 
     model = MODELS.build(cfg.model)

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 
 from fusion_mamba.engine import add_amp_arguments
+from fusion_mamba.utils import load_tool_config
 
 POOL_BATCHES = 4
 BOXES_PER_IMAGE = 8
@@ -164,10 +164,7 @@ def main(argv=None):
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError(f'--device {args.device}: CUDA is not available; use --device cpu')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     model, optim_wrapper, precision = build_training(cfg, args, device)
     ir_chans = len(cfg.model.get('data_preprocessor', {}).get('ir_mean', (0., 0., 0.)))
     num_classes = model.bbox_head.num_classes

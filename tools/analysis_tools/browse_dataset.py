@@ -14,8 +14,9 @@ import os.path as osp
 
 import cv2
 import numpy as np
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
+
+from fusion_mamba.utils import load_tool_config
 
 GAP = 4  # pixels between the two images
 IGNORED_COLOR = (160, 160, 160)
@@ -66,10 +67,7 @@ def draw_pair(packed: dict, classes, palette) -> np.ndarray:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     import fusion_mamba.datasets  # noqa: F401  registers the paired transforms
     from mmdet.registry import DATASETS
     dataset = DATASETS.build(cfg[f'{args.split}_dataloader']['dataset'])

@@ -44,7 +44,8 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+
+from fusion_mamba.utils import load_tool_config
 
 # Scan modules (by class name): number of directional scans and whether the scan itself
 # computes the readout y = C . h + D * u (see the module docstring). Their (B, D, H, W) map
@@ -204,10 +205,7 @@ def markdown_table(rows: List[dict]) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     print(f'tracing {args.config} on {args.device} ...', flush=True)
     result = count(cfg, tuple(args.shape), args.device)
     vis, ir = result['input']['visible'], result['input']['infrared']

@@ -31,13 +31,13 @@ import sys
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
 
 from fusion_mamba.apis.model_loading import build_detector
 from fusion_mamba.deployment import ExportableDetector, export_scan
 from fusion_mamba.deployment.onnx_export import (compare_nms, compare_raw, example_inputs,
                                                  export_onnx, onnx_session, run_onnx,
                                                  time_calls)
+from fusion_mamba.utils import load_tool_config
 
 
 def parse_args(argv=None):
@@ -114,10 +114,7 @@ def verify(session, wrapper, inputs, args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     if args.threads:
         torch.set_num_threads(args.threads)
     height, width = export_shape(cfg, args.shape)

@@ -87,9 +87,7 @@ class ExportableDetector(nn.Module):
         feats = self.detector.extract_feat(dict(visible=visible, infrared=infrared))
         head = self.detector.bbox_head
         scores, boxes = head.decode(*head(feats))
-        height, width = visible.shape[-2:]  # clipped to the input, as the head's predict does
-        boxes = torch.stack([boxes[..., 0].clamp(0, width), boxes[..., 1].clamp(0, height),
-                             boxes[..., 2].clamp(0, width), boxes[..., 3].clamp(0, height)], -1)
+        boxes = head.clip_boxes(boxes, visible.shape[-2:])  # as the head's predict does
         if self.nms_cfg is None:
             return scores, boxes
         return onnx_nms(boxes, scores, **self.nms_cfg)

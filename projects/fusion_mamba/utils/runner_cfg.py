@@ -3,6 +3,7 @@ import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 from ..engine.cpu_distributed import init_cpu_distributed
 
@@ -33,4 +34,14 @@ def load_runner_config(config: str,
             cfg.model_wrapper_cfg = dict(
                 type='mmdet.CPUDistributedDataParallel', broadcast_buffers=False,
                 find_unused_parameters=cfg.get('find_unused_parameters', False))
+    return cfg
+
+
+def load_tool_config(config: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load ``config`` for an analysis or deployment tool: ``--cfg-options`` merged and the
+    config's default registry scope (mmdet) initialised."""
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
     return cfg

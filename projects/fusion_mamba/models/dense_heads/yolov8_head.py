@@ -411,8 +411,13 @@ class YOLOv8Head(BaseDenseHead):
             bboxes = bboxes / bboxes.new_tensor(img_meta['scale_factor']).repeat(2)
             shape = img_meta.get('ori_shape', shape)
         if shape is not None:
-            bboxes = torch.stack([bboxes[:, 0].clamp(0, shape[1]),
-                                  bboxes[:, 1].clamp(0, shape[0]),
-                                  bboxes[:, 2].clamp(0, shape[1]),
-                                  bboxes[:, 3].clamp(0, shape[0])], dim=1)
+            bboxes = YOLOv8Head.clip_boxes(bboxes, shape)
         return bboxes
+
+    @staticmethod
+    def clip_boxes(bboxes: Tensor, shape: Tuple[int, int]) -> Tensor:
+        """Boxes ``(..., 4)`` xyxy clipped to an image of ``shape`` (H, W)."""
+        height, width = shape[0], shape[1]
+        return torch.stack([bboxes[..., 0].clamp(0, width), bboxes[..., 1].clamp(0, height),
+                            bboxes[..., 2].clamp(0, width), bboxes[..., 3].clamp(0, height)],
+                           dim=-1)
