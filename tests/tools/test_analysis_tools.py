@@ -161,11 +161,14 @@ def test_benchmark_detector_amp_profile_on_cpu(tiny):
 
 def test_benchmark_train_on_cpu(tiny):
     """Training steps on synthetic pairs: the table's pairs/s is the batch over the mean step
-    time, the JSON has the same numbers and finite losses."""
+    time, the JSON has the same numbers and finite losses; the profile and the saved
+    activations (the fusion blocks' scans among them) are printed."""
     out_json = tiny['folder'] / 'train_bench.json'
     stdout = run_python('tools/analysis_tools/benchmark_train.py', tiny['config'],
                         '--batch-size', 2, '--num-iters', 2, '--warmup', 1, '--shape', 96, 128,
-                        '--device', 'cpu', '--out', out_json)
+                        '--device', 'cpu', '--profile', 1, '--saved-memory', '--out', out_json)
+    assert 'profile of training step: 1 iterations' in stdout
+    assert re.search(r'\| SS2D \| \d+ \|', stdout), stdout
     assert 'data loading excluded' in stdout
     row = table_rows(stdout)['tiny_fmb.py']
     batch, precision, mean, p50, p90, pairs, memory = row

@@ -55,9 +55,9 @@ from mmengine.runner import load_checkpoint
 
 from fusion_mamba.engine import add_amp_arguments, amp_from_args
 from fusion_mamba.utils import load_tool_config
+from fusion_mamba.utils.profiling import profile_steps
 
 POOL_BATCHES = 16  # distinct batches loaded before timing, cycled through
-PROFILE_TOP = 25  # kernels listed by --profile
 
 
 def parse_args(argv=None):
@@ -217,66 +217,6 @@ def time_part(name: str, step: Callable[[object], object], batches: list, args,
                                  if cuda else None))
 
 
-KERNEL_GROUPS = (  # (group, regular expression on the kernel / operator name), first match
-    ('selective scan', r'scan_(fwd|bwd|forward|backward)|selective_scan'),
-    ('matmul (GEMM)', r'gemm|cutlass|xmma|nvjet|cublas|addmm|\bmm\b|matmul|linear'),
-    ('convolution', r'conv|cudnn|implicit|winograd|depthwise'),
-    ('normalization', r'norm'),
-    ('NMS', r'nms'),
-    ('copy / layout', r'copy|cat|Memcpy|Memset|transpose|permute|stack|contiguous|flip|gather'),
-    ('elementwise / reduce', r'elementwise|reduce|silu|sigmoid|softplus|softmax|exp|mul|add'),
-)
-
-
-def kernel_group(name: str) -> str:
-    """The coarse group of a kernel name, for the where-the-time-goes summary."""
-    for group, pattern in KERNEL_GROUPS:
-        if re.search(pattern, name, flags=re.IGNORECASE):
-            return group
-    return 'other'
-
-
-def profile_part(name: str, step: Callable[[object], object], batches: list, iters: int,
-                 device: torch.device, trace_path: str = None) -> str:
-    """Run ``iters`` iterations of ``step`` under ``torch.profiler``; returns a printable
-    summary of where the device time goes (CPU operators on CPU): per group and per kernel,
-    self time per iteration and launches per iteration."""
-    from torch.profiler import ProfilerActivity, profile
-    cuda = device.type == 'cuda'
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    cycle = itertools.cycle(batches)
-    with torch.no_grad(), profile(activities=activities) as prof:
-        for _ in range(iters):
-            step(next(cycle))
-        if cuda:
-            torch.cuda.synchronize(device)
-    if trace_path:
-        prof.export_chrome_trace(trace_path)
-    kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
-    rows = [(e.key, e.self_device_time_total if cuda else e.self_cpu_time_total, e.count)
-            for e in prof.key_averages() if e.device_type == kind]
-    rows = [r for r in rows if r[1] > 0]
-    total = sum(r[1] for r in rows) / iters / 1e3
-    launches = sum(r[2] for r in rows) / iters
-    groups: Dict[str, List[float]] = {}
-    for key, us, count in rows:
-        g = groups.setdefault(kernel_group(key), [0.0, 0.0])
-        g[0] += us / iters / 1e3
-        g[1] += count / iters
-    what = 'kernels' if cuda else 'CPU operators (self time)'
-    lines = [f'profile of {name}: {iters} iterations, {total:.2f} ms of {what} and '
-             f'{launches:.0f} launches per iteration',
-             '| group | ms / iter | share | launches / iter |', '|---|---:|---:|---:|']
-    for group, (ms, count) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
-        lines.append(f'| {group} | {ms:.2f} | {100 * ms / total:.1f}% | {count:.0f} |')
-    lines += ['| kernel | ms / iter | share | launches / iter |', '|---|---:|---:|---:|']
-    for key, us, count in sorted(rows, key=lambda r: -r[1])[:PROFILE_TOP]:
-        ms = us / iters / 1e3
-        lines.append(f'| {key[:90]} | {ms:.3f} | {100 * ms / total:.1f}% | '
-                     f'{count / iters:.0f} |')
-    return '\n'.join(lines)
-
-
 def under_autocast(step: Callable[[object], object], device: torch.device,
                    dtype) -> Callable[[object], object]:
     """``step`` run under ``torch.autocast(dtype)``; ``step`` itself when dtype is None."""
@@ -350,7 +290,7 @@ def main(argv=None):
             if args.out:
                 tag = re.sub(r'\W+', '_', part.split(' (')[0]).strip('_')
                 trace = f'{osp.splitext(args.out)[0]}.{tag}.trace.json'
-            profiles.append(profile_part(part, step, inputs_, args.profile, device, trace))
+            profiles.append(profile_steps(part, step, inputs_, args.profile, device, trace))
 
     print('\n\n'.join(profiles))
     print(markdown_table(results, args.batch_size))

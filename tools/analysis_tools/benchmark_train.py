@@ -2,7 +2,8 @@
 
     python tools/analysis_tools/benchmark_train.py CONFIG [--batch-size 8] [--amp]
         [--amp-dtype bf16|fp16] [--device cuda|cpu] [--num-iters 30] [--warmup 10]
-        [--shape H W] [--out results.json] [--cfg-options key=value ...]
+        [--shape H W] [--profile N] [--saved-memory] [--out results.json]
+        [--cfg-options key=value ...]
 
 Each step is ``model.train_step`` with the config's optimizer wrapper (``AmpOptimWrapper``
 with ``--amp`` on CUDA, as ``tools/train.py --amp`` builds it; on CPU, where mmengine's
@@ -14,6 +15,12 @@ made and put on the device before timing, then cycled. The device is synchronise
 every timed step; peak memory is ``torch.cuda.max_memory_allocated`` over the timed steps
 (weights, gradients and optimizer state included). With a loss scaler (fp16) the steps it
 skipped for overflowing gradients are counted and printed with its final scale.
+
+``--profile N`` runs N more steps under ``torch.profiler`` and prints where the device time
+goes (forward, backward and update together, per kernel group and per kernel).
+``--saved-memory`` runs one more step and prints the activations autograd keeps for the
+backward pass, by module class and by module path (gradient-checkpointed modules count
+only what checkpointing keeps).
 """
 import argparse
 import itertools
@@ -46,6 +53,10 @@ def parse_args(argv=None):
                         help='untimed steps before timing (default 10)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=(640, 640),
                         help='image size (default 640 640)')
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help='profile N more steps with torch.profiler')
+    parser.add_argument('--saved-memory', action='store_true',
+                        help='print the activations saved for backward, by module')
     parser.add_argument('--out', help='also write the results to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
@@ -53,8 +64,9 @@ def parse_args(argv=None):
     for name in ('batch_size', 'num_iters'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
-    if args.warmup < 0:
-        parser.error(f'--warmup must be >= 0, got {args.warmup}')
+    for name in ('warmup', 'profile'):
+        if getattr(args, name) < 0:
+            parser.error(f'--{name} must be >= 0, got {getattr(args, name)}')
     if min(args.shape) < 32:
         parser.error(f'--shape must be two sizes >= 32, got {args.shape}')
     return args
@@ -108,10 +120,20 @@ def build_training(cfg: Config, args, device: torch.device):
     return model, build_optim_wrapper(model, wrapper_cfg), precision
 
 
+def train_step_fn(model, optim_wrapper, cpu_autocast=None):
+    """``step(batch)``: one ``model.train_step`` (under CPU autocast to ``cpu_autocast``
+    when given); returns the log variables."""
+    def step(batch):
+        with torch.autocast('cpu', dtype=cpu_autocast, enabled=cpu_autocast is not None):
+            return model.train_step(batch, optim_wrapper)
+    return step
+
+
 def time_steps(model, optim_wrapper, batches, args, device, cpu_autocast=None) -> dict:
     """Warm up, then time ``--num-iters`` training steps; per-step statistics.
     ``cpu_autocast``: the autocast dtype of CPU steps (None: float32)."""
     cuda = device.type == 'cuda'
+    train_step = train_step_fn(model, optim_wrapper, cpu_autocast)
 
     def sync():
         if cuda:
@@ -123,8 +145,7 @@ def time_steps(model, optim_wrapper, batches, args, device, cpu_autocast=None) -
 
     def step(batch):
         scale = scaler.get_scale() if scaler is not None else None
-        with torch.autocast('cpu', dtype=cpu_autocast, enabled=cpu_autocast is not None):
-            log_vars = model.train_step(batch, optim_wrapper)
+        log_vars = train_step(batch)
         if scaler is not None:
             skipped.append(scaler.get_scale() < scale)
         return log_vars
@@ -191,13 +212,27 @@ def main(argv=None):
           f'{result["step_mean_s"]:.4f} | {result["step_p50_s"]:.4f} | '
           f'{result["step_p90_s"]:.4f} | {result["pairs_per_s"]:.2f} | '
           f'{"n/a" if mem is None else f"{mem:.0f}"} |')
+    diagnostics = []
+    step = train_step_fn(model, optim_wrapper, cpu_autocast)
+    if args.profile:
+        from fusion_mamba.utils.profiling import profile_steps
+        diagnostics.append(profile_steps('training step', step, batches, args.profile,
+                                         device, grad=True))
+    if args.saved_memory:
+        from fusion_mamba.utils.profiling import SavedActivationCounter
+        with SavedActivationCounter(model) as counter:
+            step(batches[0])
+        diagnostics.append(counter.summary())
+    if diagnostics:
+        print('\n\n'.join(diagnostics))
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(dict(config=args.config, device=str(device), device_name=where,
                            torch=torch.__version__, precision=precision,
                            batch_size=args.batch_size, shape=list(args.shape),
-                           warmup=args.warmup, num_iters=args.num_iters, result=result), f,
+                           warmup=args.warmup, num_iters=args.num_iters, result=result,
+                           diagnostics=diagnostics), f,
                       indent=2)
         print(f'results written to {args.out}')
 
