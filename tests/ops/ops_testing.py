@@ -49,6 +49,20 @@ def ss2d_inputs(batch, dim, d_state, height, width, dtype=torch.float32, device=
     return {k: v.requires_grad_() for k, v in inputs.items()}
 
 
+def relayout(tensor, order):
+    """A leaf with ``tensor``'s values whose memory holds the dimensions in ``order``."""
+    inverse = [order.index(i) for i in range(len(order))]
+    return tensor.detach().permute(*order).contiguous().permute(*inverse).requires_grad_()
+
+
+def channels_last_ss2d(inputs):
+    """SS2D inputs laid out as the channels-last SS2D module makes them: x (B, H, W, D) in
+    memory, delta (K, B, H, W, D), B and C (B, H, W, K, N); same values, fresh leaves."""
+    orders = dict(x=(0, 2, 3, 1), delta=(1, 0, 3, 4, 2), B=(0, 3, 4, 1, 2), C=(0, 3, 4, 1, 2))
+    return {k: relayout(v, orders[k]) if k in orders else v.detach().requires_grad_()
+            for k, v in inputs.items()}
+
+
 def detached_copy(inputs, dtype=None):
     """Fresh leaves with the same values (optionally upcast) for a second backend."""
     return {k: v.detach().to(dtype or v.dtype).requires_grad_() for k, v in inputs.items()}

@@ -3,8 +3,9 @@ import functools
 
 import pytest
 import torch
-from ops_testing import (assert_close, assert_grads_close, cross_modal_inputs, detached_copy,
-                         explicit_cross_modal, explicit_ss2d, grads_of, scan_inputs, ss2d_inputs)
+from ops_testing import (assert_close, assert_grads_close, channels_last_ss2d,
+                         cross_modal_inputs, detached_copy, explicit_cross_modal, explicit_ss2d,
+                         grads_of, scan_inputs, ss2d_inputs)
 
 from fusion_mamba.ops import (available_backends, cross_modal_ss2d_scan, selective_scan,
                               selective_scan_states, ss2d_selective_scan)
@@ -83,14 +84,18 @@ def ss2d_reference(shape, dtype):
     return inputs, ref.detach(), grads_of(ref, ref_inputs)
 
 
+@pytest.mark.parametrize('channels_last', [False, True], ids=['channel_major', 'channels_last'])
 @pytest.mark.parametrize('backend', GPU_BACKENDS)
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
 @pytest.mark.parametrize('shape', [(1, 3, 1, 5, 7), (2, 5, 16, 9, 4), (2, 64, 16, 20, 20),
-                                   (1, 16, 1, 40, 24)], ids=str)
-def test_ss2d_backends_match_explicit_reference(shape, dtype, backend):
+                                   (1, 16, 1, 40, 24), (2, 40, 12, 7, 9), (1, 96, 16, 33, 17)],
+                         ids=str)
+def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, channels_last):
+    """Both layouts of the inputs (channels-last runs Triton's sequential forward, with
+    masked channel blocks at D = 5 / 40 and masked states at d_state 12)."""
     require(backend)
     inputs, ref, g_ref = ss2d_reference(shape, dtype)
-    ours_inputs = detached_copy(inputs)
+    ours_inputs = (channels_last_ss2d if channels_last else detached_copy)(inputs)
     ours = ss2d_selective_scan(**ours_inputs, backend=backend)
     assert ours.dtype == dtype and ours.shape == ref.shape
     # mamba-ssm returns each direction rounded to the input dtype before the 4-way merge
@@ -130,16 +135,18 @@ def test_auto_picks_triton_on_cuda():
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 def test_triton_scan_op_passes_opcheck_and_compiles(dtype):
     """``torch.ops.fusion_mamba.triton_scan_forward``: schema, fake kernel and autograd pass
-    opcheck, and torch.compile (inductor) traces SS2D in one graph with eager's output."""
+    opcheck in both layouts, and torch.compile (inductor) traces SS2D in one graph with
+    eager's output."""
     require('triton')
-    inputs = ss2d_inputs(2, 8, 16, 6, 10, dtype=dtype, device='cuda')
+    inputs = ss2d_inputs(2, 40, 16, 6, 10, dtype=dtype, device='cuda')
     b, d, h, w = inputs['x'].shape
-    flat = {k: v.detach().reshape(b, *v.shape[1:-2], h * w).requires_grad_()
-            for k, v in inputs.items() if k in ('x', 'delta', 'B', 'C')}
-    args = (flat['x'], flat['delta'], inputs['A'].detach().float().requires_grad_(),
-            flat['B'], flat['C'], inputs['D'].detach().requires_grad_(),
-            inputs['delta_bias'].detach().requires_grad_(), True, h, w, False, True)
-    torch.library.opcheck(torch.ops.fusion_mamba.triton_scan_forward, args)
+    for layout in (detached_copy(inputs), channels_last_ss2d(inputs)):
+        flat = {k: v.detach().reshape(b, *v.shape[1:-2], h * w).requires_grad_()
+                for k, v in layout.items() if k in ('x', 'delta', 'B', 'C')}
+        args = (flat['x'], flat['delta'], inputs['A'].detach().float().requires_grad_(),
+                flat['B'], flat['C'], inputs['D'].detach().requires_grad_(),
+                inputs['delta_bias'].detach().requires_grad_(), True, h, w, False, True)
+        torch.library.opcheck(torch.ops.fusion_mamba.triton_scan_forward, args)
 
     def fn(**kwargs):
         return ss2d_selective_scan(**kwargs, backend='triton')

@@ -8,8 +8,8 @@ import pytest
 
 SCRIPT = r'''
 import torch
-from ops_testing import (assert_close, assert_grads_close, detached_copy, explicit_ss2d,
-                         grads_of, scan_inputs, ss2d_inputs)
+from ops_testing import (assert_close, assert_grads_close, channels_last_ss2d, detached_copy,
+                         explicit_ss2d, grads_of, scan_inputs, ss2d_inputs)
 from fusion_mamba.ops import selective_scan, selective_scan_states, ss2d_selective_scan
 from fusion_mamba.ops.selective_scan import triton_kernels
 
@@ -33,9 +33,13 @@ def check_states():
     assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
 
 
-def check_ss2d(dim, d_state, height, width):
+def check_ss2d(dim, d_state, height, width, channels_last=False):
     inputs = ss2d_inputs(1, dim, d_state, height, width)
+    if channels_last:  # the sequential forward (for d_state >= 8)
+        inputs = channels_last_ss2d(inputs)
     ours = ss2d_selective_scan(**inputs, backend='triton')
+    sequential = channels_last and triton_kernels.launch_config(d_state, dim, 1).seq_warps > 0
+    assert ours.stride(1) == 1 if sequential else ours.is_contiguous()
     ref_inputs = detached_copy(inputs)
     ref = explicit_ss2d(**ref_inputs)
     assert_close(ours, ref, torch.float32)
@@ -44,34 +48,40 @@ def check_ss2d(dim, d_state, height, width):
         assert_close(ss2d_selective_scan(**inputs, backend='triton'), ref, torch.float32)
 
 
-def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0):
+def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq_warps=0):
     # the kernels under other launches: several chunks per column, channel blocks that
-    # differ between the passes, the prefetching forward and a longer no-gradient chunk
+    # differ between the passes, the prefetching forward, a longer no-gradient chunk and
+    # the sequential forward with two warps (64 channels) per program
     def config(d_state, per_block, length):
         np_ = triton_kernels.triton.next_power_of_2(d_state)
-        return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, nograd_chunk)
+        return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, nograd_chunk,
+                                           seq_warps)
     return config
 
 
 triton_kernels.NOGRAD_CHUNK_MIN_PROGRAMS = 0  # the no-gradient chunk on these small grids too
 for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
                with_launch(8, (1, 1), (2, 2), prefetch=True),
-               with_launch(4, (2, 1), (1, 1), prefetch=True, nograd_chunk=8)):
+               with_launch(4, (2, 1), (1, 1), prefetch=True, nograd_chunk=8),
+               with_launch(4, (2, 1), (1, 1), seq_warps=2)):
     triton_kernels.launch_config = launch
     check_scan()
     check_states()
     check_ss2d(3, 2, 3, 5)
     check_ss2d(2, 16, 5, 3)
+    check_ss2d(2, 16, 5, 3, channels_last=True)
+check_ss2d(40, 12, 3, 4, channels_last=True)  # two channel blocks, the second and states masked
 # the custom operator's schema, fake kernel and autograd registration
 triton_kernels.launch_config = triton_kernels.default_config
-inputs = ss2d_inputs(1, 2, 4, 3, 5)
-b, d, h, w = inputs['x'].shape
-flat = {k: v.detach().reshape(b, *v.shape[1:-2], h * w).requires_grad_()
-        for k, v in inputs.items() if k in ('x', 'delta', 'B', 'C')}
-torch.library.opcheck(torch.ops.fusion_mamba.triton_scan_forward, (
-    flat['x'], flat['delta'], inputs['A'].detach().float().requires_grad_(), flat['B'],
-    flat['C'], inputs['D'].detach().requires_grad_(),
-    inputs['delta_bias'].detach().requires_grad_(), True, h, w, False, True))
+for d_state, layout in ((4, detached_copy), (16, channels_last_ss2d)):
+    inputs = layout(ss2d_inputs(1, 2, d_state, 3, 5))
+    b, d, h, w = inputs['x'].shape
+    flat = {k: v.detach().reshape(b, *v.shape[1:-2], h * w).requires_grad_()
+            for k, v in inputs.items() if k in ('x', 'delta', 'B', 'C')}
+    torch.library.opcheck(torch.ops.fusion_mamba.triton_scan_forward, (
+        flat['x'], flat['delta'], inputs['A'].detach().float().requires_grad_(), flat['B'],
+        flat['C'], inputs['D'].detach().requires_grad_(),
+        inputs['delta_bias'].detach().requires_grad_(), True, h, w, False, True))
 print('interpreter ok')
 '''
 

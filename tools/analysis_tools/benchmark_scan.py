@@ -5,7 +5,9 @@ inner width 512, P4 40x40 and P5 20x20 with 1024; batch 4) for d_state 16 and 1.
 available backend it prints forward and forward+backward time (median, CUDA events), peak
 memory, the achieved bandwidth over the bytes the op must read and write, that bandwidth as
 a share of the device's measured copy bandwidth, and the speed-up over mamba-ssm's kernel
-(wrapped in the same torch cross-scan / merge) when mamba-ssm is installed.
+(wrapped in the same torch cross-scan / merge) when mamba-ssm is installed. ``--layout``
+chooses the inputs' memory layout: channels-last as the SS2D module makes them on CUDA (the
+default; Triton's sequential forward) or channel-major (Triton's chunked forward).
 
 On CPU: one 1D scan (fp32, with D, z, delta_bias and softplus) at B=8, D=512, L in (1280,
 320) for d_state 8 and 16, for every available CPU backend but ``reference`` (the compiled
@@ -15,7 +17,7 @@ their sum (medians of wall-clock time; the backends take turns in every repetiti
 speed-ups over the ``torch`` backend.
 
     python tools/analysis_tools/benchmark_scan.py [--dtype bf16] [--backends triton mamba_ssm]
-        [--launch-config best.json]
+        [--launch-config best.json] [--layout channels_last|channel_major]
     python tools/analysis_tools/benchmark_scan.py --device cpu [--threads 2] [--states]
 
 ``--states`` (CPU) times ``selective_scan_states`` (Spatial-Mamba's hidden states, d_state 1
@@ -44,6 +46,11 @@ def parse_args():
     parser.add_argument('--dtype', choices=DTYPES, default='bf16',
                         help='input dtype on CUDA (CPU always uses fp32)')
     parser.add_argument('--batch', type=int, default=4, help='batch size on CUDA')
+    parser.add_argument('--layout', choices=('channel_major', 'channels_last'),
+                        default='channels_last',
+                        help="memory layout of the SS2D inputs on CUDA: 'channels_last' as "
+                        "the SS2D module makes them on CUDA (Triton's sequential forward), "
+                        "'channel_major' as on CPU (Triton's chunked forward)")
     parser.add_argument('--d-states', type=int, nargs='+', default=None,
                         help='d_state values (default: 16 1 on CUDA, 8 16 on CPU)')
     parser.add_argument('--backends', nargs='+', default=None,
@@ -81,15 +88,28 @@ def default_backends(device_type):
             and (b in cpu if device_type == 'cpu' else b not in CPU_ONLY_BACKENDS)]
 
 
-def ss2d_inputs(batch, dim, d_state, height, width, dtype, device):
-    def rand(*shape, scale=1.0, dt=dtype):
-        return (torch.randn(*shape, device=device) * scale).to(dt).requires_grad_()
+# memory order of each SS2D input in the channels-last layout SS2D makes on CUDA (see
+# SelectiveScanModule.token_parameters): x (B, H, W, D), delta (K, B, H, W, D), B / C (B, H, W,
+# K, N)
+CHANNELS_LAST_ORDER = dict(x=(0, 2, 3, 1), delta=(1, 0, 3, 4, 2), B=(0, 3, 4, 1, 2),
+                           C=(0, 3, 4, 1, 2))
 
-    return dict(x=rand(batch, dim, height, width),
-                delta=rand(batch, 4, dim, height, width, scale=0.5),
-                A=(-torch.rand(4 * dim, d_state, device=device) - 0.5).requires_grad_(),
-                B=rand(batch, 4, d_state, height, width), C=rand(batch, 4, d_state, height, width),
-                D=rand(4 * dim, dt=torch.float32), delta_bias=rand(4 * dim, dt=torch.float32))
+
+def ss2d_inputs(batch, dim, d_state, height, width, dtype, device, channels_last=False):
+    def rand(*shape, scale=1.0, dt=dtype):
+        return (torch.randn(*shape, device=device) * scale).to(dt)
+
+    inputs = dict(x=rand(batch, dim, height, width),
+                  delta=rand(batch, 4, dim, height, width, scale=0.5),
+                  A=-torch.rand(4 * dim, d_state, device=device) - 0.5,
+                  B=rand(batch, 4, d_state, height, width),
+                  C=rand(batch, 4, d_state, height, width),
+                  D=rand(4 * dim, dt=torch.float32), delta_bias=rand(4 * dim, dt=torch.float32))
+    if channels_last:
+        for key, order in CHANNELS_LAST_ORDER.items():
+            inverse = [order.index(i) for i in range(len(order))]
+            inputs[key] = inputs[key].permute(*order).contiguous().permute(*inverse)
+    return {k: v.requires_grad_() for k, v in inputs.items()}
 
 
 def ss2d_bytes(inputs, backward):
@@ -133,7 +153,8 @@ def bench_cuda(args):
     d_states, reps = args.d_states or [16, 1], args.reps or 20
     peak_bw = copy_bandwidth(device)
     print(f'device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; '
-          f'dtype {args.dtype}; batch {args.batch}; measured copy bandwidth {peak_bw:.0f} GB/s')
+          f'dtype {args.dtype}; batch {args.batch}; {args.layout} inputs; measured copy '
+          f'bandwidth {peak_bw:.0f} GB/s')
     header = (f'{"level":5} {"D":>5} {"HxW":>6} {"N":>3} {"backend":10} {"fwd ms":>8} '
               f'{"f+b ms":>8} {"peak MiB":>9} {"fwd GB/s":>9} {"f+b GB/s":>9} {"f+b %bw":>8} '
               f'{"vs mamba fwd":>12} {"vs mamba f+b":>12}')
@@ -141,8 +162,9 @@ def bench_cuda(args):
     print('-' * len(header))
     for d_state in d_states:
         for level, dim, height, width in LEVELS:
-            inputs = ss2d_inputs(args.batch, dim, d_state, height, width, dtype, device)
-            grad = torch.randn(args.batch, dim, height, width, device=device, dtype=dtype)
+            inputs = ss2d_inputs(args.batch, dim, d_state, height, width, dtype, device,
+                                 args.layout == 'channels_last')
+            grad = torch.randn_like(inputs['x'])
             results = {}
             for backend in backends:
                 n_reps = reps if backend != 'torch' else 3

@@ -89,24 +89,37 @@ class SelectiveScanModule(nn.Module):
         The projections run in x's dtype (bf16 / fp16 activations under autocast with fp32
         weights): the scan wants delta, B and C in u's dtype and accumulates in fp32.
 
+        The products come out in the layout the scan reads best, with no copy of x: for a
+        channels-last x (channel stride 1, D > 1) token-major, each token's channels (and
+        states) contiguous; otherwise channel-major, each channel's tokens contiguous.
+
         Args:
             x: (B, D, H, W).
             x_proj_weight: (K, R + 2N, D). dt_proj_weight: (K, D, R).
 
         Returns:
-            delta (B, K, D, H, W) before bias and softplus; B and C (B, K, N, H, W),
-            contiguous.
+            delta (B, K, D, H, W) before bias and softplus; B and C (B, K, N, H, W).
         """
         n, r = self.d_state, self.dt_rank
         batch, dim, height, width = x.shape
         k = x_proj_weight.shape[0]
+        w_proj = x_proj_weight.reshape(-1, dim).to(x.dtype)
+        w_dt = dt_proj_weight.to(x.dtype)
+        if dim > 1 and x.stride(1) == 1:
+            # (B, L, D) @ (D, K (R + 2N)), then per direction (B L, R) @ (R, D): delta is
+            # (K, B, L, D) in memory, B and C are views of the first product
+            tokens = torch.matmul(x.permute(0, 2, 3, 1).reshape(batch, -1, dim), w_proj.t())
+            dt, B, C = torch.split(tokens.view(batch, -1, k, r + 2 * n), [r, n, n], dim=3)
+            delta = torch.einsum('blkr,kdr->kbld', dt, w_dt)
+            return (delta.permute(1, 0, 3, 2).reshape(batch, k, dim, height, width),
+                    B.permute(0, 2, 3, 1).reshape(batch, k, n, height, width),
+                    C.permute(0, 2, 3, 1).reshape(batch, k, n, height, width))
         # (K (R + 2N), D) @ (B, D, HW), then (K, D, R) @ (B, K, R, HW): both products come out
         # contiguous in the layout the scan reads (an einsum left delta permuted, copied
         # before every scan), and x is never expanded over K (autograd would keep the copy)
-        proj = torch.matmul(x_proj_weight.reshape(-1, dim).to(x.dtype),
-                            x.reshape(batch, dim, -1)).view(batch, k, r + 2 * n, -1)
+        proj = torch.matmul(w_proj, x.reshape(batch, dim, -1)).view(batch, k, r + 2 * n, -1)
         dt, B, C = torch.split(proj, [r, n, n], dim=2)
-        delta = torch.matmul(dt_proj_weight.to(x.dtype), dt)
+        delta = torch.matmul(w_dt, dt)
         return (delta.view(batch, k, dim, height, width),
                 B.reshape(batch, k, n, height, width), C.reshape(batch, k, n, height, width))
 

@@ -20,7 +20,8 @@ class SS2D(SelectiveScanModule):
     projection to (dt, B, C), its own dt projection, A and D (``proj_groups = (4,)``, four
     scans, see :class:`SelectiveScanModule`). The per-token projections are computed in the
     spatial layout (a per-token linear commutes with the scan order), and the scan operator
-    merges the four directional outputs.
+    merges the four directional outputs. Channels-last maps are scanned in place (on CUDA
+    the sequential Triton kernel, see ``channels_last_scan``) and give a channels-last result.
 
     Args:
         d_inner (int): Channels D of the scanned map.
@@ -30,6 +31,8 @@ class SS2D(SelectiveScanModule):
         dt_min, dt_max, dt_init_floor (float): Range of the initial step sizes (Mamba's).
         backend (str): Scan backend, see :func:`fusion_mamba.ops.selective_scan`.
     """
+
+    channels_last_scan = True  # GatedStateSpaceBranch hands it channels-last maps on CUDA
 
     def __init__(self,
                  d_inner: int,

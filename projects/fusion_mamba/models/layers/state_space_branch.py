@@ -47,10 +47,17 @@ class GatedStateSpaceBranch(nn.Module):
         self.out_norm = build_norm_layer(norm_cfg, d_inner)[1]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, C, H, W) -> y, z: (B, H, W, D)."""
+        """x: (B, C, H, W) -> y, z: (B, H, W, D).
+
+        On CUDA, for an operator that reads channels-last maps best (``channels_last_scan``,
+        SS2D's Triton kernel), the scanned map stays channels-last from the input projection
+        to the output norm; elsewhere it is made channel-major for the convolution."""
         n = self.norm(x.permute(0, 2, 3, 1))
         u, z = self.in_proj(n).chunk(2, dim=-1)
-        u = F.silu(self.dwconv(u.permute(0, 3, 1, 2).contiguous()))
+        channels_last = x.is_cuda and getattr(self.ssm, 'channels_last_scan', False)
+        u = u.permute(0, 3, 1, 2).contiguous(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        u = F.silu(self.dwconv(u))
         y = self.out_norm(self.ssm(u).permute(0, 2, 3, 1))
         return y, F.silu(z)
 

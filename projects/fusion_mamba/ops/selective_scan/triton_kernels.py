@@ -154,6 +154,101 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
         tl.store(LAST + (b * Dm + d[:, None]) * N + n[None, :], h, mask=mdn)
 
 
+@triton.jit
+def _token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl, L, H, W, k, dm,
+                 nm, MASKED: tl.constexpr):
+    """Token t's spatial offset p, x and pre-activation delta (BD,) and B, C (NP, BD) (every
+    channel's copy) of the sequential forward. Past the sequence end (the prefetch after the
+    last token) token 0 is read again and never used."""
+    p = tl.where(t < L, _token_offsets(t, L, H, W, k), 0).to(tl.int64)
+    if MASKED:  # channels past Dm or states past N
+        u = tl.load(x_ptr + p * sxl, mask=dm, other=0.0)
+        pre = tl.load(dt_ptr + p * sdl, mask=dm, other=0.0)
+        Bv = tl.load(b_ptr + p * sbl + bc_off, mask=nm, other=0.0)
+        Cv = tl.load(c_ptr + p * scl + bc_off, mask=nm, other=0.0)
+    else:
+        u = tl.load(x_ptr + p * sxl)
+        pre = tl.load(dt_ptr + p * sdl)
+        Bv = tl.load(b_ptr + p * sbl + bc_off)
+        Cv = tl.load(c_ptr + p * scl + bc_off)
+    return p, u, pre, Bv, Cv
+
+
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat'])
+def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
+                         sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, sbb, sbg, sbn, sbl,
+                         scb, scg, scn, scl, syb, syd, syl,
+                         Dm, L, H, W, N, Dg, G, K, n_chunks,
+                         HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                         ATOMIC: tl.constexpr, SAVE_STATES: tl.constexpr,
+                         MASKED: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
+                         T: tl.constexpr):
+    """The forward as a token-by-token recurrence: each thread owns one channel and keeps
+    its NP states in registers (the (NP, BD) state tile has the channels on the threads), so
+    the output's sum over states never leaves the thread. Strided inputs: with channels-last
+    maps (channel stride 1) every per-token load and the output's atomic add are coalesced
+    whatever the scan direction. The next token's loads are issued before the current one is
+    computed. With ``SAVE_STATES`` the state at the start of every T-token chunk is stored
+    in the layout of :func:`_scan_bwd_kernel`'s restarts. ``MASKED``: Dm is not a multiple
+    of BD or N is not NP.
+
+    A comes transposed, AT (N, K * Dm) with row stride ``sat``: its (NP, BD) tile, the one
+    two-dimensional load, then is contiguous along the channels only, and with ``sat`` not
+    specialised Triton cannot vectorise it, so its coalescing pass puts the channels on the
+    threads and the states in registers, the layout every op of the loop then takes (a tile
+    contiguous along the states would spread them over the lanes and convert layouts every
+    token). Each thread reads B and C (NP,) itself, broadcast over the channels."""
+    pid_d = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    k = tl.program_id(2)
+    d = pid_d * BD + tl.arange(0, BD)
+    dm = d < Dm
+    n = tl.arange(0, NP)
+    nm = n < N
+    grp = k * G + (pid_d * BD) // Dg
+    row = k * Dm + d
+    mnd = nm[:, None] & dm[None, :]
+    A2 = tl.load(AT + n[:, None] * sat + row[None, :], mask=mnd, other=0.0) * LOG2E
+    Dv = tl.zeros((BD, ), dtype=tl.float32)
+    bias = tl.zeros((BD, ), dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(DS + row, mask=dm, other=0.0)
+    if HAS_BIAS:
+        bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    x_ptr = X + b * sxb + d * sxd
+    dt_ptr = DT + b * sdb + k * sdk + d * sdd
+    b_ptr = BM + b * sbb + grp * sbg
+    c_ptr = CM + b * scb + grp * scg
+    bc_off = n * sbn
+    y_ptr = Y + b * syb + d * syd
+    hs_ptr = HS + (((b * K + k) * Dm + d[None, :]) * n_chunks) * NP + n[:, None]
+    h = tl.zeros((NP, BD), dtype=tl.float32)
+    loads = _token_loads(0, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl, L, H, W,
+                         k, dm, nm, MASKED)
+    for t in range(L):
+        p, u, pre, Bv, Cv = loads
+        loads = _token_loads(t + 1, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl,
+                             L, H, W, k, dm, nm, MASKED)
+        if SAVE_STATES:
+            if t % T == 0:
+                tl.store(hs_ptr + (t // T) * NP, h, mask=dm[None, :])
+        u = u.to(tl.float32)
+        dt = pre.to(tl.float32)
+        if HAS_BIAS:
+            dt += bias
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        a = tl.exp2(A2 * dt[None, :])
+        h = a * h + Bv.to(tl.float32)[:, None] * (dt * u)[None, :]
+        y = tl.sum(h * Cv.to(tl.float32)[:, None], axis=0)
+        if HAS_D:
+            y += Dv * u
+        if ATOMIC:
+            tl.atomic_add(y_ptr + p * syl, y, mask=dm, sem='relaxed')
+        else:
+            tl.store(y_ptr + p * syl, y, mask=dm)
+
+
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
 def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
                      DX, DDT, DA, DBM, DCM, DDS, DBIAS,
@@ -241,7 +336,8 @@ class LaunchConfig(NamedTuple):
     block and warps of the forward and of the backward program, whether the forward
     issues the next chunk's loads before scanning the current one, and the chunk of a
     forward that saves no states (no gradient wanted) on a grid of at least
-    ``NOGRAD_CHUNK_MIN_PROGRAMS`` programs (0: ``chunk``)."""
+    ``NOGRAD_CHUNK_MIN_PROGRAMS`` programs (0: ``chunk``), and the warps of a program of the
+    sequential forward (:func:`_scan_fwd_seq_kernel`, 32 channels per warp; 0: never used)."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -250,6 +346,7 @@ class LaunchConfig(NamedTuple):
     bwd_warps: int
     fwd_prefetch: bool = False
     nograd_chunk: int = 0
+    seq_warps: int = 0
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -269,17 +366,17 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     0.68 ms; at batch 1 (256 / 512 / 512 programs) prefetching alone took 1.05 / 0.46 / 0.24
     ms to 0.78 / 0.40 / 0.16 ms, where 32-token chunks gave 0.88 / 0.29 / 0.31 ms."""
     np_ = triton.next_power_of_2(d_state)
-    prefetch, nograd_chunk = False, 0
+    prefetch, nograd_chunk, seq_warps = False, 0, 0
     if np_ >= 8:
         chunk, fwd, bwd = 16, (8, 4), (2, 1)
-        prefetch, nograd_chunk = True, 32
+        prefetch, nograd_chunk, seq_warps = True, 32, 1
     else:
         chunk, fwd, bwd = 256, (4, 8), (4, 4)
     short = max(8, triton.next_power_of_2(length))
     chunk, nograd_chunk = min(chunk, short), min(nograd_chunk, short)
     fwd_block, bwd_block = (_divisor_block(block, per_block) for block in (fwd[0], bwd[0]))
     return LaunchConfig(np_, chunk, fwd_block, fwd[1], bwd_block, bwd[1], prefetch,
-                        nograd_chunk)
+                        nograd_chunk, seq_warps)
 
 
 def _divisor_block(block: int, per_block: int) -> int:
@@ -318,6 +415,40 @@ def _states_shape(x, delta, A, Bm, save_states):
     return (batch, k_dirs, dm, n_chunks, cfg.padded_states) if save_states else (1, )
 
 
+def _sequential(x, cfg: LaunchConfig, per_group: int, store_last: bool) -> bool:
+    """Whether a forward runs :func:`_scan_fwd_seq_kernel`: its launch allows it, x is
+    channels-last (channel stride 1, where its per-token loads are coalesced; channel-major
+    inputs go to the chunked kernel) and every channel block lies in one B / C group."""
+    block = 32 * cfg.seq_warps
+    return (cfg.seq_warps > 0 and x.stride(1) == 1 and not store_last
+            and (per_group % block == 0 or per_group == x.shape[1]))
+
+
+def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, save_states,
+                        cfg, hs):
+    """y (B, Dm, L) of :func:`_scan_fwd_seq_kernel` in x's dtype and strides; fills ``hs``
+    (the chunk-start states) when ``save_states``."""
+    batch, dm, length = x.shape
+    k_dirs = delta.shape[1]
+    groups = Bm.shape[1] // k_dirs
+    d_state = A.shape[1]
+    block = 32 * cfg.seq_warps
+    y = torch.zeros_like(x, dtype=torch.float32) if k_dirs > 1 else torch.empty_like(
+        x, dtype=torch.float32)
+    at = A.t().contiguous()  # (N, K * Dm): see the kernel's docstring
+    grid = (triton.cdiv(dm, block), batch, k_dirs)
+    _scan_fwd_seq_kernel[grid](
+        x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
+        y, hs, *x.stride(), *delta.stride(), at.stride(0), *Bm.stride(), *Cm.stride(),
+        *y.stride(), dm, length, height, width, d_state, dm // groups, groups, k_dirs,
+        triton.cdiv(length, cfg.chunk),
+        HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
+        ATOMIC=k_dirs > 1, SAVE_STATES=save_states,
+        MASKED=dm % block != 0 or d_state != cfg.padded_states, NP=cfg.padded_states,
+        BD=block, T=cfg.chunk, num_warps=cfg.seq_warps)
+    return y.to(x.dtype)
+
+
 @torch.library.custom_op('fusion_mamba::triton_scan_forward', mutates_args=())
 def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torch.Tensor,
                  Cm: torch.Tensor, Ds: Optional[torch.Tensor], bias: Optional[torch.Tensor],
@@ -325,9 +456,13 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
                  save_states: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Selective scan of K directions over a flattened (H, W) map, summed into one output.
 
-    Inputs (contiguous, same device): x (B, Dm, L) with L = H * W; delta (B, K, Dm, L);
+    Inputs (same device; any strides, where L = H * W must be one flattened axis of each):
+    x (B, Dm, L); delta (B, K, Dm, L);
     A (K * Dm, N) float32; Bm, Cm (B, K * G, N, L) (G groups per direction, group of channel d
     in direction k is k * G + d // (Dm // G)); Ds, bias (K * Dm,) float32 or None.
+
+    Channels-last inputs (x's channel stride 1) run the sequential kernel and y has x's
+    strides; the others run the chunked kernel on contiguous copies.
 
     Returns y (B, Dm, L) in x's dtype; the final state (B, Dm, N) float32 with
     ``store_last`` (K == 1 only; else an empty tensor), not differentiable; and the
@@ -336,10 +471,15 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
     batch, dm, length, k_dirs, groups, d_state, cfg, chunk, n_chunks = _shapes(
         x, delta, A, Bm, save_states)
     atomic = k_dirs > 1
-    y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
-        else torch.empty_like(x)
     hs = torch.empty(_states_shape(x, delta, A, Bm, save_states), device=x.device,
                      dtype=torch.float32)
+    if _sequential(x, cfg, dm // groups, store_last):
+        y = _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width,
+                                save_states, cfg, hs)
+        return y, x.new_empty((0, ), dtype=torch.float32), hs
+    x, delta, Bm, Cm = (t.contiguous() for t in (x, delta, Bm, Cm))
+    y = torch.zeros(x.shape, device=x.device, dtype=torch.float32) if atomic \
+        else torch.empty_like(x)
     last = torch.empty((batch, dm, d_state) if store_last else (0, ), device=x.device,
                        dtype=torch.float32)
     grid = (triton.cdiv(dm, cfg.fwd_block), batch, k_dirs)
@@ -355,9 +495,11 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
 
 @scan_forward.register_fake
 def _(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, store_last, save_states):
-    batch, dm, _, _, _, d_state, _, _, _ = _shapes(x, delta, A, Bm)
+    batch, dm, _, _, groups, d_state, cfg, _, _ = _shapes(x, delta, A, Bm)
     f32 = dict(device=x.device, dtype=torch.float32)
-    return (torch.empty_like(x), torch.empty((batch, dm, d_state) if store_last else (0, ), **f32),
+    y = torch.empty_like(x) if _sequential(x, cfg, dm // groups, store_last) else \
+        x.new_empty(x.shape)
+    return (y, torch.empty((batch, dm, d_state) if store_last else (0, ), **f32),
             torch.empty(_states_shape(x, delta, A, Bm, save_states), **f32))
 
 
@@ -367,9 +509,10 @@ def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: tor
                   hs: torch.Tensor, grad_y: torch.Tensor, softplus: bool, height: int,
                   width: int, need_dc: bool) -> List[torch.Tensor]:
     """Gradients of :func:`scan_forward` (saved with ``save_states``) for grad_y (B, Dm, L):
-    dx, ddelta, dA, dB, dC, dD, dbias; dC (unless ``need_dc``), dD and dbias (for absent
-    Ds / bias) are empty tensors."""
+    dx, ddelta, dA, dB, dC, dD, dbias (contiguous, whatever the inputs' strides); dC (unless
+    ``need_dc``), dD and dbias (for absent Ds / bias) are empty tensors."""
     batch, dm, length, k_dirs, groups, _, cfg, chunk, n_chunks = _shapes(x, delta, A, Bm)
+    x, delta, Bm, Cm = (t.contiguous() for t in (x, delta, Bm, Cm))  # channels-last inputs
     atomic = k_dirs > 1
     f32 = dict(device=x.device, dtype=torch.float32)
     dx = torch.zeros(x.shape, **f32) if atomic else torch.empty_like(x)
@@ -399,9 +542,11 @@ def _(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width, need_d
     def f32(t, present=True):
         return x.new_empty(t.shape if present else (0, ), dtype=torch.float32)
 
-    return [torch.empty_like(x), torch.empty_like(delta), f32(A), torch.empty_like(Bm),
-            torch.empty_like(Cm) if need_dc else f32(Cm, False), f32(Ds, Ds is not None),
-            f32(bias, bias is not None)]
+    def like(t):  # contiguous, as the kernel writes them
+        return t.new_empty(t.shape)
+
+    return [like(x), like(delta), f32(A), like(Bm), like(Cm) if need_dc else f32(Cm, False),
+            f32(Ds, Ds is not None), f32(bias, bias is not None)]
 
 
 def _setup_context(ctx, inputs, output):
@@ -452,13 +597,14 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 
 def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
-    """Fused SS2D on CUDA; arguments and result as :func:`fusion_mamba.ops.ss2d_selective_scan`."""
+    """Fused SS2D on CUDA; arguments and result as :func:`fusion_mamba.ops.ss2d_selective_scan`.
+    Channels-last maps (x's channel stride 1, delta's too) run the sequential forward and the
+    result is channels-last as well."""
     batch, dim, height, width = x.shape
     length = height * width
     y, _, _ = scan_forward(
-        x.reshape(batch, dim, length).contiguous(),
-        delta.reshape(batch, 4, dim, length).contiguous(),
-        _f32(A), B.reshape(batch, 4, -1, length).contiguous(),
-        C.reshape(batch, 4, -1, length).contiguous(), _f32(D), _f32(delta_bias),
-        bool(delta_softplus), height, width, False, _needs_grad(x, delta, A, B, C, D, delta_bias))
-    return y.view(batch, dim, height, width)
+        x.reshape(batch, dim, length), delta.reshape(batch, 4, dim, length),
+        _f32(A), B.reshape(batch, 4, -1, length), C.reshape(batch, 4, -1, length), _f32(D),
+        _f32(delta_bias), bool(delta_softplus), height, width, False,
+        _needs_grad(x, delta, A, B, C, D, delta_bias))
+    return y.reshape(batch, dim, height, width)  # a view in either layout
