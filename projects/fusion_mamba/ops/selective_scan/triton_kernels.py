@@ -174,9 +174,9 @@ def _token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl, L, 
     return p, u, pre, Bv, Cv
 
 
-@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat'])
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat', 'shn'])
 def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
-                         sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, sbb, sbg, sbn, sbl,
+                         sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, shn, sbb, sbg, sbn, sbl,
                          scb, scg, scn, scl, syb, syd, syl,
                          Dm, L, H, W, N, Dg, G, K, n_chunks,
                          HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
@@ -189,8 +189,9 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
     maps (channel stride 1) every per-token load and the output's atomic add are coalesced
     whatever the scan direction. The next token's loads are issued before the current one is
     computed. With ``SAVE_STATES`` the state at the start of every T-token chunk is stored
-    in the layout of :func:`_scan_bwd_kernel`'s restarts. ``MASKED``: Dm is not a multiple
-    of BD or N is not NP.
+    for :func:`_scan_bwd_seq_kernel`, as (B, K, n_chunks, NP, Dm) with state stride ``shn``
+    (Dm, not specialised, like ``sat``). ``MASKED``: Dm is not a multiple of BD or N is not
+    NP.
 
     A comes transposed, AT (N, K * Dm) with row stride ``sat``: its (NP, BD) tile, the one
     two-dimensional load, then is contiguous along the channels only, and with ``sat`` not
@@ -221,7 +222,7 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
     c_ptr = CM + b * scb + grp * scg
     bc_off = n * sbn
     y_ptr = Y + b * syb + d * syd
-    hs_ptr = HS + (((b * K + k) * Dm + d[None, :]) * n_chunks) * NP + n[:, None]
+    hs_ptr = HS + (b * K + k) * n_chunks * NP * shn + n[:, None] * shn + d[None, :]
     h = tl.zeros((NP, BD), dtype=tl.float32)
     loads = _token_loads(0, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl, L, H, W,
                          k, dm, nm, MASKED)
@@ -231,7 +232,7 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
                              L, H, W, k, dm, nm, MASKED)
         if SAVE_STATES:
             if t % T == 0:
-                tl.store(hs_ptr + (t // T) * NP, h, mask=dm[None, :])
+                tl.store(hs_ptr + (t // T) * NP * shn, h, mask=dm[None, :])
         u = u.to(tl.float32)
         dt = pre.to(tl.float32)
         if HAS_BIAS:
@@ -247,6 +248,140 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
             tl.atomic_add(y_ptr + p * syl, y, mask=dm, sem='relaxed')
         else:
             tl.store(y_ptr + p * syl, y, mask=dm)
+
+
+@triton.jit
+def _token_step(t, x_ptr, dt_ptr, b_ptr, sxl, sdl, sbl, L, H, W, k, dm, nm, bias,
+                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, MASKED: tl.constexpr):
+    """Token t of the sequential backward: spatial offset p, whether t < L, x (BD,), the
+    pre-activation and the step (BD,; the step 0 past the end) and B (NP,)."""
+    valid = t < L
+    p = tl.where(valid, _token_offsets(t, L, H, W, k), 0).to(tl.int64)
+    if MASKED:
+        u = tl.load(x_ptr + p * sxl, mask=dm, other=0.0).to(tl.float32)
+        pre = tl.load(dt_ptr + p * sdl, mask=dm, other=0.0).to(tl.float32)
+        Bv = tl.load(b_ptr + p * sbl, mask=nm, other=0.0).to(tl.float32)
+    else:
+        u = tl.load(x_ptr + p * sxl).to(tl.float32)
+        pre = tl.load(dt_ptr + p * sdl).to(tl.float32)
+        Bv = tl.load(b_ptr + p * sbl).to(tl.float32)
+    if HAS_BIAS:
+        pre += bias
+    dt = pre
+    if SOFTPLUS:
+        dt = _softplus(pre)
+    return p, valid, u, pre, tl.where(valid, dt, 0.0), Bv
+
+
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_segments', 'sat', 'sst', 'shn'])
+def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
+                         DX, DDT, DA, DBM, DCM, DDS, DBIAS,
+                         sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, sst, shn, sbb, sbg, sbn,
+                         sbl, scb, scg, scn, scl, syb, syd, syl, sgb, sgd, sgl,
+                         Dm, L, H, W, N, Dg, G, K, n_segments,
+                         HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                         ATOMIC: tl.constexpr, NEED_DC: tl.constexpr, MASKED: tl.constexpr,
+                         NP: tl.constexpr, BD: tl.constexpr, S: tl.constexpr):
+    """Gradients of :func:`_scan_fwd_seq_kernel` token by token, in reverse.
+
+    For every S-token segment, last first: the forward is recomputed from the segment's
+    saved start state, the state before each token going to this program's scratch (S, NP,
+    BD) (it stays in L2); then the tokens are walked backwards with the adjoint
+    ``g_t = C_t dy_t + a_{t+1} g_{t+1}``, each token's state before it read back. The (NP,
+    BD) tiles take A's layout (see the forward): with BD = 8 one warp holds 8 channels on 8
+    lanes and the 16 states as 4 registers x 4 lanes, so the sums over states (dx, ddelta)
+    and over channels (dB, dC, then one atomic add per state and token for the program)
+    cross few lanes. Gradient inputs: dy (B, Dm, L) with strides (syb, syd, syl); dx has
+    (sgb, sgd, sgl), ddelta delta's strides; dB / dC (B, K * G, N, L) contiguous float32;
+    dA transposed like A, (N, K * Dm) with row stride ``sat``; the scratch holds (S, NP, BD)
+    float32 per program."""
+    pid_d = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    k = tl.program_id(2)
+    d = pid_d * BD + tl.arange(0, BD)
+    dm = d < Dm
+    n = tl.arange(0, NP)
+    nm = n < N
+    grp = k * G + (pid_d * BD) // Dg
+    row = k * Dm + d
+    mnd = nm[:, None] & dm[None, :]
+    A2 = tl.load(AT + n[:, None] * sat + row[None, :], mask=mnd, other=0.0) * LOG2E
+    Dv = tl.zeros((BD, ), dtype=tl.float32)
+    bias = tl.zeros((BD, ), dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(DS + row, mask=dm, other=0.0)
+    if HAS_BIAS:
+        bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    x_ptr = X + b * sxb + d * sxd
+    dt_ptr = DT + b * sdb + k * sdk + d * sdd
+    b_ptr = BM + b * sbb + grp * sbg + n * sbn
+    c_ptr = CM + b * scb + grp * scg + n * scn
+    dy_ptr = DY + b * syb + d * syd
+    dx_ptr = DX + b * sgb + d * sgd
+    ddt_ptr = DDT + b * sdb + k * sdk + d * sdd
+    bc_grad = (b * K * G + grp) * N * L + n * L  # (NP,): dB / dC are contiguous
+    # (NP, BD) offsets as unaligned as A's (``sst`` is BD, ``shn`` Dm, neither specialised):
+    # the saved and scratch state tiles take the compute layout, so each thread reads back
+    # the states it wrote and no tile changes layout
+    hs_ptr = HS + (b * K + k) * n_segments * NP * shn + n[:, None] * shn + d[None, :]
+    program = (b * K + k) * tl.num_programs(0) + pid_d
+    scratch = (SCRATCH + program * (S * NP * sst) + n[:, None] * sst
+               + tl.arange(0, BD)[None, :])
+    ag = tl.zeros((NP, BD), dtype=tl.float32)  # a_{t+1} g_{t+1} of the token after t
+    dA_acc = tl.zeros((NP, BD), dtype=tl.float32)
+    dD_acc = tl.zeros((BD, ), dtype=tl.float32)
+    dbias_acc = tl.zeros((BD, ), dtype=tl.float32)
+    for si in range(n_segments):
+        t0 = (n_segments - 1 - si) * S
+        h = tl.load(hs_ptr + (t0 // S) * NP * shn, mask=dm[None, :], other=0.0)
+        for j in range(S):  # the forward again, keeping the state before each token
+            _, _, u, _, dt, Bv = _token_step(t0 + j, x_ptr, dt_ptr, b_ptr, sxl, sdl, sbl, L,
+                                             H, W, k, dm, nm, bias, HAS_BIAS, SOFTPLUS,
+                                             MASKED)
+            tl.store(scratch + j * (NP * BD), h)
+            h = tl.exp2(A2 * dt[None, :]) * h + Bv[:, None] * (dt * u)[None, :]
+        for jj in range(S):
+            j = S - 1 - jj
+            p, valid, u, pre, dt, Bv = _token_step(t0 + j, x_ptr, dt_ptr, b_ptr, sxl, sdl,
+                                                   sbl, L, H, W, k, dm, nm, bias, HAS_BIAS,
+                                                   SOFTPLUS, MASKED)
+            m = dm & valid
+            dy = tl.load(dy_ptr + p * syl, mask=m, other=0.0).to(tl.float32)
+            Cv = tl.load(c_ptr + p * scl, mask=nm, other=0.0).to(tl.float32)
+            h_prev = tl.load(scratch + j * (NP * BD))
+            a = tl.exp2(A2 * dt[None, :])
+            dtu = dt * u
+            drive = Bv[:, None] * dtu[None, :]
+            g = Cv[:, None] * dy[None, :] + ag
+            ag = a * g
+            gah = g * (a * h_prev)  # dL/d(dt A) per state
+            dA_acc += gah * dt[None, :]
+            gb = tl.sum(g * Bv[:, None], axis=0)
+            ddt = tl.sum(gah * A2, axis=0) * LN2 + u * gb
+            du = dt * gb
+            if HAS_D:
+                du += Dv * dy
+                dD_acc += dy * u
+            if SOFTPLUS:
+                ddt = ddt * tl.sigmoid(pre)
+            ddt = tl.where(m, ddt, 0.0)
+            dbias_acc += ddt
+            tl.store(ddt_ptr + p * sdl, ddt, mask=m)
+            if ATOMIC:
+                tl.atomic_add(dx_ptr + p * sgl, du, mask=m, sem='relaxed')
+            else:
+                tl.store(dx_ptr + p * sgl, du, mask=m)
+            mn = nm & valid
+            dB = tl.sum(g * dtu[None, :], axis=1)
+            tl.atomic_add(DBM + bc_grad + p, dB, mask=mn, sem='relaxed')
+            if NEED_DC:
+                dC = tl.sum((a * h_prev + drive) * dy[None, :], axis=1)
+                tl.atomic_add(DCM + bc_grad + p, dC, mask=mn, sem='relaxed')
+    tl.atomic_add(DA + n[:, None] * sat + row[None, :], dA_acc, mask=mnd, sem='relaxed')
+    if HAS_D:
+        tl.atomic_add(DDS + row, dD_acc, mask=dm, sem='relaxed')
+    if HAS_BIAS:
+        tl.atomic_add(DBIAS + row, dbias_acc, mask=dm, sem='relaxed')
 
 
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks'])
@@ -336,8 +471,10 @@ class LaunchConfig(NamedTuple):
     block and warps of the forward and of the backward program, whether the forward
     issues the next chunk's loads before scanning the current one, and the chunk of a
     forward that saves no states (no gradient wanted) on a grid of at least
-    ``NOGRAD_CHUNK_MIN_PROGRAMS`` programs (0: ``chunk``), and the warps of a program of the
-    sequential forward (:func:`_scan_fwd_seq_kernel`, 32 channels per warp; 0: never used)."""
+    ``NOGRAD_CHUNK_MIN_PROGRAMS`` programs (0: ``chunk``), and for channels-last inputs the
+    sequential kernels (:func:`_scan_fwd_seq_kernel`, :func:`_scan_bwd_seq_kernel`): the
+    warps of a forward program (32 channels per warp; 0: never used), the tokens between
+    saved states and the channels of a one-warp backward program."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -347,6 +484,8 @@ class LaunchConfig(NamedTuple):
     fwd_prefetch: bool = False
     nograd_chunk: int = 0
     seq_warps: int = 0
+    seq_chunk: int = 32
+    seq_bwd_block: int = 8
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -411,17 +550,22 @@ def _shapes(x, delta, A, Bm, save_states=True):
 
 
 def _states_shape(x, delta, A, Bm, save_states):
-    batch, dm, _, k_dirs, _, _, cfg, _, n_chunks = _shapes(x, delta, A, Bm)
-    return (batch, k_dirs, dm, n_chunks, cfg.padded_states) if save_states else (1, )
+    batch, dm, length, k_dirs, groups, _, cfg, _, n_chunks = _shapes(x, delta, A, Bm)
+    if not save_states:
+        return (1, )
+    if _sequential(x, cfg, dm // groups):
+        return (batch, k_dirs, triton.cdiv(length, cfg.seq_chunk), cfg.padded_states, dm)
+    return (batch, k_dirs, dm, n_chunks, cfg.padded_states)
 
 
-def _sequential(x, cfg: LaunchConfig, per_group: int, store_last: bool) -> bool:
+def _sequential(x, cfg: LaunchConfig, per_group: int, store_last: bool = False) -> bool:
     """Whether a forward runs :func:`_scan_fwd_seq_kernel`: its launch allows it, x is
     channels-last (channel stride 1, where its per-token loads are coalesced; channel-major
-    inputs go to the chunked kernel) and every channel block lies in one B / C group."""
-    block = 32 * cfg.seq_warps
+    inputs go to the chunked kernel) and every channel block of both passes lies in one B / C
+    group."""
+    blocks = (32 * cfg.seq_warps, cfg.seq_bwd_block)
     return (cfg.seq_warps > 0 and x.stride(1) == 1 and not store_last
-            and (per_group % block == 0 or per_group == x.shape[1]))
+            and (all(per_group % block == 0 for block in blocks) or per_group == x.shape[1]))
 
 
 def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, save_states,
@@ -439,14 +583,49 @@ def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, 
     grid = (triton.cdiv(dm, block), batch, k_dirs)
     _scan_fwd_seq_kernel[grid](
         x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
-        y, hs, *x.stride(), *delta.stride(), at.stride(0), *Bm.stride(), *Cm.stride(),
+        y, hs, *x.stride(), *delta.stride(), at.stride(0), dm, *Bm.stride(), *Cm.stride(),
         *y.stride(), dm, length, height, width, d_state, dm // groups, groups, k_dirs,
-        triton.cdiv(length, cfg.chunk),
+        triton.cdiv(length, cfg.seq_chunk),
         HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
         ATOMIC=k_dirs > 1, SAVE_STATES=save_states,
         MASKED=dm % block != 0 or d_state != cfg.padded_states, NP=cfg.padded_states,
-        BD=block, T=cfg.chunk, num_warps=cfg.seq_warps)
+        BD=block, T=cfg.seq_chunk, num_warps=cfg.seq_warps)
     return y.to(x.dtype)
+
+
+def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width,
+                         need_dc, cfg):
+    """:func:`_scan_bwd_seq_kernel`'s gradients, as :func:`scan_backward` returns them; dx
+    and ddelta keep x's and delta's strides."""
+    batch, dm, length = x.shape
+    k_dirs = delta.shape[1]
+    groups = Bm.shape[1] // k_dirs
+    d_state = A.shape[1]
+    block, chunk = cfg.seq_bwd_block, cfg.seq_chunk
+    f32 = dict(device=x.device, dtype=torch.float32)
+    dx = torch.zeros_like(x, dtype=torch.float32)
+    ddelta = torch.empty_like(delta)
+    dAt = torch.zeros(A.shape[::-1], **f32)  # transposed, like A (see the forward)
+    dB = torch.zeros(Bm.shape, **f32)
+    dC = torch.zeros(Cm.shape if need_dc else (0, ), **f32)
+    dD = torch.zeros(Ds.shape if Ds is not None else (0, ), **f32)
+    dbias = torch.zeros(bias.shape if bias is not None else (0, ), **f32)
+    at = A.t().contiguous()
+    grid = (triton.cdiv(dm, block), batch, k_dirs)
+    scratch = torch.empty(grid[0] * batch * k_dirs * chunk * cfg.padded_states * block, **f32)
+    _scan_bwd_seq_kernel[grid](
+        x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
+        hs, grad_y, scratch, dx, ddelta, dAt, dB, dC if need_dc else dB,
+        dD if Ds is not None else dAt, dbias if bias is not None else dAt,
+        *x.stride(), *delta.stride(), at.stride(0), block, dm, *Bm.stride(), *Cm.stride(),
+        *grad_y.stride(), *dx.stride(), dm, length, height, width, d_state, dm // groups,
+        groups, k_dirs, triton.cdiv(length, chunk),
+        HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
+        ATOMIC=k_dirs > 1, NEED_DC=need_dc,
+        MASKED=dm % block != 0 or d_state != cfg.padded_states, NP=cfg.padded_states,
+        BD=block, S=chunk, num_warps=1)
+    return [dx.to(x.dtype), ddelta, dAt.t().contiguous(), dB.to(Bm.dtype), dC.to(Cm.dtype) if need_dc else dC, dD,
+            dbias]
 
 
 @torch.library.custom_op('fusion_mamba::triton_scan_forward', mutates_args=())
@@ -509,10 +688,14 @@ def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: tor
                   hs: torch.Tensor, grad_y: torch.Tensor, softplus: bool, height: int,
                   width: int, need_dc: bool) -> List[torch.Tensor]:
     """Gradients of :func:`scan_forward` (saved with ``save_states``) for grad_y (B, Dm, L):
-    dx, ddelta, dA, dB, dC, dD, dbias (contiguous, whatever the inputs' strides); dC (unless
-    ``need_dc``), dD and dbias (for absent Ds / bias) are empty tensors."""
+    dx, ddelta, dA, dB, dC, dD, dbias (dx and ddelta with x's and delta's strides from the
+    sequential kernels, else contiguous; the rest contiguous); dC (unless ``need_dc``), dD
+    and dbias (for absent Ds / bias) are empty tensors."""
     batch, dm, length, k_dirs, groups, _, cfg, chunk, n_chunks = _shapes(x, delta, A, Bm)
-    x, delta, Bm, Cm = (t.contiguous() for t in (x, delta, Bm, Cm))  # channels-last inputs
+    if _sequential(x, cfg, dm // groups):
+        return _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus,
+                                    height, width, need_dc, cfg)
+    x, delta, Bm, Cm = (t.contiguous() for t in (x, delta, Bm, Cm))
     atomic = k_dirs > 1
     f32 = dict(device=x.device, dtype=torch.float32)
     dx = torch.zeros(x.shape, **f32) if atomic else torch.empty_like(x)
@@ -542,11 +725,15 @@ def _(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width, need_d
     def f32(t, present=True):
         return x.new_empty(t.shape if present else (0, ), dtype=torch.float32)
 
-    def like(t):  # contiguous, as the kernel writes them
-        return t.new_empty(t.shape)
+    batch, dm, _, _, groups, _, cfg, _, _ = _shapes(x, delta, A, Bm)
+    sequential = _sequential(x, cfg, dm // groups)
 
-    return [like(x), like(delta), f32(A), like(Bm), like(Cm) if need_dc else f32(Cm, False),
-            f32(Ds, Ds is not None), f32(bias, bias is not None)]
+    def like(t, keep_strides=False):  # as the kernels write them
+        return torch.empty_like(t) if keep_strides else t.new_empty(t.shape)
+
+    return [like(x, sequential), like(delta, sequential), f32(A), like(Bm),
+            like(Cm) if need_dc else f32(Cm, False), f32(Ds, Ds is not None),
+            f32(bias, bias is not None)]
 
 
 def _setup_context(ctx, inputs, output):
