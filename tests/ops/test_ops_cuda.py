@@ -84,16 +84,27 @@ def ss2d_reference(shape, dtype):
     return inputs, ref.detach(), grads_of(ref, ref_inputs)
 
 
-@pytest.mark.parametrize('channels_last', [False, True], ids=['channel_major', 'channels_last'])
+@pytest.fixture
+def sequential_on_small_grids(monkeypatch):
+    """Triton's sequential kernels for channels-last inputs whatever the grid size."""
+    from fusion_mamba.ops.selective_scan import triton_kernels
+    monkeypatch.setattr(triton_kernels, 'SEQ_MIN_PROGRAMS', 0)
+
+
+@pytest.mark.parametrize('layout', ['channel_major', 'channels_last', 'channels_last_chunked'])
 @pytest.mark.parametrize('backend', GPU_BACKENDS)
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
 @pytest.mark.parametrize('shape', [(1, 3, 1, 5, 7), (2, 5, 16, 9, 4), (2, 64, 16, 20, 20),
                                    (1, 16, 1, 40, 24), (2, 40, 12, 7, 9), (1, 96, 16, 33, 17)],
                          ids=str)
-def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, channels_last):
-    """Both layouts of the inputs (channels-last runs Triton's sequential forward, with
-    masked channel blocks at D = 5 / 40 and masked states at d_state 12)."""
+def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, layout, request):
+    """Both layouts of the inputs: channels-last runs Triton's sequential kernels (masked
+    channel blocks at D = 5 / 40, masked states at d_state 12), or on a grid this small by
+    default the chunked ones on contiguous copies."""
     require(backend)
+    channels_last = layout != 'channel_major'
+    if layout == 'channels_last':
+        request.getfixturevalue('sequential_on_small_grids')
     inputs, ref, g_ref = ss2d_reference(shape, dtype)
     ours_inputs = (channels_last_ss2d if channels_last else detached_copy)(inputs)
     ours = ss2d_selective_scan(**ours_inputs, backend=backend)
@@ -133,7 +144,7 @@ def test_auto_picks_triton_on_cuda():
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
-def test_triton_scan_op_passes_opcheck_and_compiles(dtype):
+def test_triton_scan_op_passes_opcheck_and_compiles(dtype, sequential_on_small_grids):
     """``torch.ops.fusion_mamba.triton_scan_forward``: schema, fake kernel and autograd pass
     opcheck in both layouts, and torch.compile (inductor) traces SS2D in one graph with
     eager's output."""

@@ -52,7 +52,7 @@ def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq=(0, 32, 8))
     # the kernels under other launches: several chunks per column, channel blocks that
     # differ between the passes, the prefetching forward, a longer no-gradient chunk and
     # the sequential kernels with two forward warps (64 channels), 4-token segments (several
-    # per sequence) and 16-channel backward programs
+    # per sequence) and 8-channel backward programs
     def config(d_state, per_block, length):
         np_ = triton_kernels.triton.next_power_of_2(d_state)
         return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, nograd_chunk,
@@ -61,10 +61,11 @@ def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq=(0, 32, 8))
 
 
 triton_kernels.NOGRAD_CHUNK_MIN_PROGRAMS = 0  # the no-gradient chunk on these small grids too
+triton_kernels.SEQ_MIN_PROGRAMS = 0  # and the sequential kernels
 for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
                with_launch(8, (1, 1), (2, 2), prefetch=True),
                with_launch(4, (2, 1), (1, 1), prefetch=True, nograd_chunk=8),
-               with_launch(4, (2, 1), (1, 1), seq=(2, 4, 16))):
+               with_launch(4, (2, 1), (1, 1), seq=(2, 4, 8))):
     triton_kernels.launch_config = launch
     check_scan()
     check_states()

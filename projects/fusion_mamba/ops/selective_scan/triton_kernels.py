@@ -288,10 +288,10 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     saved start state, the state before each token going to this program's scratch (S, NP,
     BD) (it stays in L2); then the tokens are walked backwards with the adjoint
     ``g_t = C_t dy_t + a_{t+1} g_{t+1}``, each token's state before it read back. The (NP,
-    BD) tiles take A's layout (see the forward): with BD = 8 one warp holds 8 channels on 8
-    lanes and the 16 states as 4 registers x 4 lanes, so the sums over states (dx, ddelta)
-    and over channels (dB, dC, then one atomic add per state and token for the program)
-    cross few lanes. Gradient inputs: dy (B, Dm, L) with strides (syb, syd, syl); dx has
+    BD) tiles take A's layout (see the forward): with BD = 16 one warp holds 16 channels on
+    16 lanes and the 16 states as 8 registers x 2 lanes (BD = 8: 4 x 4), so the sums over
+    states (dx, ddelta) and over channels (dB, dC, then one atomic add per state and token
+    for the program) cross few lanes. Gradient inputs: dy (B, Dm, L) with strides (syb, syd, syl); dx has
     (sgb, sgd, sgl), ddelta delta's strides; dB / dC (B, K * G, N, L) contiguous float32;
     dA transposed like A, (N, K * Dm) with row stride ``sat``; the scratch holds (S, NP, BD)
     float32 per program."""
@@ -485,7 +485,7 @@ class LaunchConfig(NamedTuple):
     nograd_chunk: int = 0
     seq_warps: int = 0
     seq_chunk: int = 32
-    seq_bwd_block: int = 8
+    seq_bwd_block: int = 16
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -503,7 +503,14 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     without gradients on a full grid it walks 32-token chunks: on the H200 (bf16, SS2D
     forward at P3 / P4 / P5) that took batch 16 from 14.50 / 4.32 / 1.14 ms to 10.69 / 2.84 /
     0.68 ms; at batch 1 (256 / 512 / 512 programs) prefetching alone took 1.05 / 0.46 / 0.24
-    ms to 0.78 / 0.40 / 0.16 ms, where 32-token chunks gave 0.88 / 0.29 / 0.31 ms."""
+    ms to 0.78 / 0.40 / 0.16 ms, where 32-token chunks gave 0.88 / 0.29 / 0.31 ms.
+
+    Channels-last SS2D inputs on a large enough grid (``SEQ_MIN_PROGRAMS``) run the
+    sequential kernels instead: one warp of 32 channels per forward program, states saved
+    every 32 tokens, 16 channels per backward program. On the H200 (bf16, batch 16, SS2D
+    forward / forward+backward at P3 / P4 / P5): 4.15 / 34.6, 1.41 / 17.1, 0.52 / 4.90 ms
+    with 8 backward channels, 4.35 / 34.5, 1.54 / 14.4, 0.49 / 4.52 ms with 16; the chunked
+    kernels 11.19 / 62.4, 3.14 / 25.1, 0.84 / 7.54 ms."""
     np_ = triton.next_power_of_2(d_state)
     prefetch, nograd_chunk, seq_warps = False, 0, 0
     if np_ >= 8:
@@ -526,6 +533,11 @@ def _divisor_block(block: int, per_block: int) -> int:
 
 
 NOGRAD_CHUNK_MIN_PROGRAMS = 2048  # batch 16 at P3: 4096; batch 1: 256 to 512
+# The sequential kernels want at least this many warps of 32 channels: at FM-YOLOv8-l's SS2D
+# shapes (4 directions, 512 / 1024 channels) batch 4 at P3 and batch 2 at P4 / P5. On the
+# H200 at batch 1 (64 warps at P3) they walk 6400 tokens per warp and took an FM-YOLOv8-l
+# pair from 35 to 85 ms; at batch 16 the forward at P3 takes 4.2 ms against the chunked 11.2.
+SEQ_MIN_PROGRAMS = 256
 
 
 # Tuning tools replace this to time other launches (tools/analysis_tools/tune_scan.py).
@@ -553,19 +565,23 @@ def _states_shape(x, delta, A, Bm, save_states):
     batch, dm, length, k_dirs, groups, _, cfg, _, n_chunks = _shapes(x, delta, A, Bm)
     if not save_states:
         return (1, )
-    if _sequential(x, cfg, dm // groups):
+    if _sequential(x, delta, cfg, dm // groups):
         return (batch, k_dirs, triton.cdiv(length, cfg.seq_chunk), cfg.padded_states, dm)
     return (batch, k_dirs, dm, n_chunks, cfg.padded_states)
 
 
-def _sequential(x, cfg: LaunchConfig, per_group: int, store_last: bool = False) -> bool:
-    """Whether a forward runs :func:`_scan_fwd_seq_kernel`: its launch allows it, x is
-    channels-last (channel stride 1, where its per-token loads are coalesced; channel-major
-    inputs go to the chunked kernel) and every channel block of both passes lies in one B / C
-    group."""
+def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool = False) -> bool:
+    """Whether a scan runs the sequential kernels: its launch allows them, x is channels-last
+    (channel stride 1, where their per-token loads are coalesced; channel-major inputs go to
+    the chunked kernels), the forward's grid has at least ``SEQ_MIN_PROGRAMS`` one-warp-per-
+    32-channels programs (a small grid leaves most of the GPU idle while each program walks
+    its whole sequence; the chunked kernels then run on contiguous copies) and every channel
+    block of both passes lies in one B / C group."""
+    batch, dim, _ = x.shape
     blocks = (32 * cfg.seq_warps, cfg.seq_bwd_block)
     return (cfg.seq_warps > 0 and x.stride(1) == 1 and not store_last
-            and (all(per_group % block == 0 for block in blocks) or per_group == x.shape[1]))
+            and batch * delta.shape[1] * triton.cdiv(dim, 32) >= SEQ_MIN_PROGRAMS
+            and (all(per_group % block == 0 for block in blocks) or per_group == dim))
 
 
 def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, save_states,
@@ -652,7 +668,7 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
     atomic = k_dirs > 1
     hs = torch.empty(_states_shape(x, delta, A, Bm, save_states), device=x.device,
                      dtype=torch.float32)
-    if _sequential(x, cfg, dm // groups, store_last):
+    if _sequential(x, delta, cfg, dm // groups, store_last):
         y = _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width,
                                 save_states, cfg, hs)
         return y, x.new_empty((0, ), dtype=torch.float32), hs
@@ -676,7 +692,7 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
 def _(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, store_last, save_states):
     batch, dm, _, _, groups, d_state, cfg, _, _ = _shapes(x, delta, A, Bm)
     f32 = dict(device=x.device, dtype=torch.float32)
-    y = torch.empty_like(x) if _sequential(x, cfg, dm // groups, store_last) else \
+    y = torch.empty_like(x) if _sequential(x, delta, cfg, dm // groups, store_last) else \
         x.new_empty(x.shape)
     return (y, torch.empty((batch, dm, d_state) if store_last else (0, ), **f32),
             torch.empty(_states_shape(x, delta, A, Bm, save_states), **f32))
@@ -692,7 +708,7 @@ def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: tor
     sequential kernels, else contiguous; the rest contiguous); dC (unless ``need_dc``), dD
     and dbias (for absent Ds / bias) are empty tensors."""
     batch, dm, length, k_dirs, groups, _, cfg, chunk, n_chunks = _shapes(x, delta, A, Bm)
-    if _sequential(x, cfg, dm // groups):
+    if _sequential(x, delta, cfg, dm // groups):
         return _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus,
                                     height, width, need_dc, cfg)
     x, delta, Bm, Cm = (t.contiguous() for t in (x, delta, Bm, Cm))
@@ -726,7 +742,7 @@ def _(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width, need_d
         return x.new_empty(t.shape if present else (0, ), dtype=torch.float32)
 
     batch, dm, _, _, groups, _, cfg, _, _ = _shapes(x, delta, A, Bm)
-    sequential = _sequential(x, cfg, dm // groups)
+    sequential = _sequential(x, delta, cfg, dm // groups)
 
     def like(t, keep_strides=False):  # as the kernels write them
         return torch.empty_like(t) if keep_strides else t.new_empty(t.shape)
