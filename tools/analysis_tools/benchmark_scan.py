@@ -7,7 +7,8 @@ memory, the achieved bandwidth over the bytes the op must read and write, that b
 a share of the device's measured copy bandwidth, and the speed-up over mamba-ssm's kernel
 (wrapped in the same torch cross-scan / merge) when mamba-ssm is installed. ``--layout``
 chooses the inputs' memory layout: channels-last as the SS2D module makes them on CUDA (the
-default; Triton's sequential forward) or channel-major (Triton's chunked forward).
+default; Triton's sequential kernels when the grid is large enough, see
+``triton_kernels.SEQ_MIN_PROGRAMS``) or channel-major (Triton's chunked kernels).
 
 On CPU: one 1D scan (fp32, with D, z, delta_bias and softplus) at B=8, D=512, L in (1280,
 320) for d_state 8 and 16, for every available CPU backend but ``reference`` (the compiled
@@ -49,8 +50,8 @@ def parse_args():
     parser.add_argument('--layout', choices=('channel_major', 'channels_last'),
                         default='channels_last',
                         help="memory layout of the SS2D inputs on CUDA: 'channels_last' as "
-                        "the SS2D module makes them on CUDA (Triton's sequential forward), "
-                        "'channel_major' as on CPU (Triton's chunked forward)")
+                        "the SS2D module makes them on CUDA (Triton's sequential kernels on "
+                        "large grids), 'channel_major' as on CPU (Triton's chunked kernels)")
     parser.add_argument('--d-states', type=int, nargs='+', default=None,
                         help='d_state values (default: 16 1 on CUDA, 8 16 on CPU)')
     parser.add_argument('--backends', nargs='+', default=None,

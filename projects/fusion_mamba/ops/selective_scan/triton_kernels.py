@@ -1,5 +1,12 @@
 """Triton selective-scan kernels (CUDA), forward and backward, for 1D scans and fused SS2D.
 
+Two families. The chunked kernels (``_scan_fwd_kernel``, ``_scan_bwd_kernel``) read
+contiguous channel-major inputs and serve every scan. The sequential kernels
+(``_scan_fwd_seq_kernel``, ``_scan_bwd_seq_kernel``) read strided channels-last inputs, as
+SS2D makes them on CUDA, and walk the tokens one by one with each channel's states in one
+thread's registers; they serve d_state >= 8 on grids large enough to fill the GPU
+(:func:`_sequential`). The rest of this note is about the chunked kernels.
+
 One program owns (channel block, batch, direction). It walks the sequence chunk by chunk,
 keeping the (channels, d_state) state in registers. A chunk is a (tokens, channels, states)
 tile with the tokens first, so Triton lays the channels x states over the threads and the
@@ -801,8 +808,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
     """Fused SS2D on CUDA; arguments and result as :func:`fusion_mamba.ops.ss2d_selective_scan`.
-    Channels-last maps (x's channel stride 1, delta's too) run the sequential forward and the
-    result is channels-last as well."""
+    Channels-last maps (x's channel stride 1) run the sequential kernels on large grids
+    (see :func:`_sequential`), and the result is channels-last as well."""
     batch, dim, height, width = x.shape
     length = height * width
     y, _, _ = scan_forward(
