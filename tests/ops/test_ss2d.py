@@ -93,3 +93,19 @@ def test_cross_modal_rejects_mismatched_modalities():
     inputs['delta_b'] = torch.randn(1, 4, 2, 4, 3)
     with pytest.raises(ValueError, match='delta must have shape'):
         cross_modal_ss2d_scan(**inputs, backend='torch')
+
+
+def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels():
+    """The SS2D branch keeps maps channels-last only where Triton's sequential kernels run:
+    CUDA grids of at least SEQ_MIN_PROGRAMS warps at d_state >= 8; never on CPU backends."""
+    from fusion_mamba.ops import ss2d_prefers_channels_last
+    assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu')
+    assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu', backend='torch')
+    pytest.importorskip('triton')
+    from fusion_mamba.ops.selective_scan import triton_kernels
+    # FM-YOLOv8-l's P3 (512 channels, 4 directions): 16 warps of 32 channels per direction
+    assert triton_kernels.SEQ_MIN_PROGRAMS == 256
+    assert triton_kernels.sequential_grid(4, 4, 512, 16)
+    assert not triton_kernels.sequential_grid(3, 4, 512, 16)
+    assert triton_kernels.sequential_grid(2, 4, 1024, 16)
+    assert not triton_kernels.sequential_grid(64, 4, 512, 1)  # d_state 1: chunked kernels

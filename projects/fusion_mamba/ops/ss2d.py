@@ -95,6 +95,16 @@ def scan_sequences(backend, u, delta, A, B, C, D, delta_bias, delta_softplus):
     return y.float()
 
 
+def ss2d_prefers_channels_last(batch, dim, d_state, device, backend='auto'):
+    """Whether :func:`ss2d_selective_scan` on (batch, dim, H, W) maps is fastest given them
+    channels-last: on the 'triton' backend when the grid suits its sequential kernels (see
+    ``triton_kernels._sequential``); the other backends and small grids read channel-major
+    maps (a channels-last map is copied for them)."""
+    if resolve_backend(backend, device) != 'triton':
+        return False
+    return get_backend('triton').sequential_grid(batch, DIRECTIONS, dim, d_state)
+
+
 def ss2d_selective_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
                         backend='auto'):
     """Sum of the four directional selective scans of a map, each put back in place.

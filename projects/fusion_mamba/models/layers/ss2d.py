@@ -4,7 +4,7 @@ from typing import Union
 import torch
 from mmdet.registry import MODELS
 
-from fusion_mamba.ops import ss2d_selective_scan
+from fusion_mamba.ops import ss2d_prefers_channels_last, ss2d_selective_scan
 from .selective_scan_module import SelectiveScanModule, resolve_dt_rank
 
 NUM_DIRECTIONS = 4
@@ -20,8 +20,8 @@ class SS2D(SelectiveScanModule):
     projection to (dt, B, C), its own dt projection, A and D (``proj_groups = (4,)``, four
     scans, see :class:`SelectiveScanModule`). The per-token projections are computed in the
     spatial layout (a per-token linear commutes with the scan order), and the scan operator
-    merges the four directional outputs. Channels-last maps are scanned in place (on CUDA
-    the sequential Triton kernel, see ``channels_last_scan``) and give a channels-last result.
+    merges the four directional outputs. Channels-last maps are scanned in place and give a
+    channels-last result (:meth:`prefers_channels_last` says when that is the faster layout).
 
     Args:
         d_inner (int): Channels D of the scanned map.
@@ -31,8 +31,6 @@ class SS2D(SelectiveScanModule):
         dt_min, dt_max, dt_init_floor (float): Range of the initial step sizes (Mamba's).
         backend (str): Scan backend, see :func:`fusion_mamba.ops.selective_scan`.
     """
-
-    channels_last_scan = True  # GatedStateSpaceBranch hands it channels-last maps on CUDA
 
     def __init__(self,
                  d_inner: int,
@@ -46,6 +44,12 @@ class SS2D(SelectiveScanModule):
         super().__init__(d_inner, d_state, dt_rank, d_model, dt_min, dt_max, dt_init_floor,
                          backend, proj_groups=(NUM_DIRECTIONS, ), num_scans=NUM_DIRECTIONS)
         self.reset_parameters()
+
+    def prefers_channels_last(self, batch: int, device: torch.device) -> bool:
+        """Whether a batch of ``batch`` maps on ``device`` is scanned fastest channels-last
+        (Triton's sequential kernels, on large enough grids)."""
+        return ss2d_prefers_channels_last(batch, self.d_inner, self.d_state, device,
+                                          self.backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scan a (B, D, H, W) map in four directions; returns the merged (B, D, H, W)."""

@@ -49,12 +49,14 @@ class GatedStateSpaceBranch(nn.Module):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """x: (B, C, H, W) -> y, z: (B, H, W, D).
 
-        On CUDA, for an operator that reads channels-last maps best (``channels_last_scan``,
-        SS2D's Triton kernel), the scanned map stays channels-last from the input projection
-        to the output norm; elsewhere it is made channel-major for the convolution."""
+        When the operator scans such maps fastest channels-last (its
+        ``prefers_channels_last(batch, device)``: SS2D with Triton's sequential kernels), the
+        scanned map stays channels-last from the input projection to the output norm;
+        otherwise it is made channel-major for the convolution."""
         n = self.norm(x.permute(0, 2, 3, 1))
         u, z = self.in_proj(n).chunk(2, dim=-1)
-        channels_last = x.is_cuda and getattr(self.ssm, 'channels_last_scan', False)
+        prefers = getattr(self.ssm, 'prefers_channels_last', None)
+        channels_last = prefers is not None and prefers(x.shape[0], x.device)
         u = u.permute(0, 3, 1, 2).contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         u = F.silu(self.dwconv(u))

@@ -586,9 +586,19 @@ def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool = 
     block of both passes lies in one B / C group."""
     batch, dim, _ = x.shape
     blocks = (32 * cfg.seq_warps, cfg.seq_bwd_block)
-    return (cfg.seq_warps > 0 and x.stride(1) == 1 and not store_last
-            and batch * delta.shape[1] * triton.cdiv(dim, 32) >= SEQ_MIN_PROGRAMS
+    return (x.stride(1) == 1 and not store_last
+            and _sequential_launch(cfg, batch, delta.shape[1], dim)
             and (all(per_group % block == 0 for block in blocks) or per_group == dim))
+
+
+def _sequential_launch(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int) -> bool:
+    return cfg.seq_warps > 0 and batch * k_dirs * triton.cdiv(dim, 32) >= SEQ_MIN_PROGRAMS
+
+
+def sequential_grid(batch: int, k_dirs: int, dim: int, d_state: int) -> bool:
+    """Whether channels-last scans of ``batch`` x ``k_dirs`` sequences of ``dim`` channels
+    (one B / C group per direction) run the sequential kernels."""
+    return _sequential_launch(launch_config(d_state, dim, 1), batch, k_dirs, dim)
 
 
 def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, save_states,
