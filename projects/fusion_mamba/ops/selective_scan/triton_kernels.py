@@ -57,12 +57,14 @@ def _softplus(x):
 
 
 @triton.jit
-def _program_channels(A, DS, BIAS, Dm, N, Dg, G,
+def _program_channels(A, DS, BIAS, sat, Dm, N, Dg, G,
                       HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
-                      NP: tl.constexpr, BD: tl.constexpr):
+                      NP: tl.constexpr, BD: tl.constexpr, STATES_FIRST: tl.constexpr = False):
     """What one program owns: batch b, direction k, channels d (BD,) and states n (NP,) with
-    their masks, the B / C group, and the channels' parameters (A * log2(e) (BD, NP), D and
-    delta_bias (BD,); zeros when absent)."""
+    their masks, the B / C group, and the channels' parameters: A * log2(e), D and
+    delta_bias (BD,; zeros when absent). A is (K * Dm, N) and its tile (BD, NP); with
+    ``STATES_FIRST`` A comes transposed, (N, K * Dm) with row stride ``sat``, and its tile
+    and mask are (NP, BD) (the sequential kernels' layout)."""
     pid_d = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
     k = tl.program_id(2)
@@ -72,15 +74,19 @@ def _program_channels(A, DS, BIAS, Dm, N, Dg, G,
     nm = n < N
     grp = k * G + (pid_d * BD) // Dg
     row = k * Dm + d
-    mdn = dm[:, None] & nm[None, :]
-    A2 = tl.load(A + row[:, None] * N + n[None, :], mask=mdn, other=0.0) * LOG2E
+    if STATES_FIRST:
+        mask = nm[:, None] & dm[None, :]
+        A2 = tl.load(A + n[:, None] * sat + row[None, :], mask=mask, other=0.0) * LOG2E
+    else:
+        mask = dm[:, None] & nm[None, :]
+        A2 = tl.load(A + row[:, None] * N + n[None, :], mask=mask, other=0.0) * LOG2E
     Dv = tl.zeros((BD, ), dtype=tl.float32)
     bias = tl.zeros((BD, ), dtype=tl.float32)
     if HAS_D:
         Dv = tl.load(DS + row, mask=dm, other=0.0)
     if HAS_BIAS:
         bias = tl.load(BIAS + row, mask=dm, other=0.0)
-    return b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias
+    return b, k, d, dm, n, nm, grp, row, mask, A2, Dv, bias
 
 
 @triton.jit
@@ -121,7 +127,7 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
                      PREFETCH: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
                      T: tl.constexpr):
     b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias = _program_channels(
-        A, DS, BIAS, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
+        A, DS, BIAS, 0, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
     j = tl.arange(0, T)
     # (T, BD) tiles of x / delta / y, (T, NP) tiles of B / C, (T, BD, NP) scan tensors
     x_ptr = X + b * Dm * L + d[None, :] * L
@@ -206,23 +212,8 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
     threads and the states in registers, the layout every op of the loop then takes (a tile
     contiguous along the states would spread them over the lanes and convert layouts every
     token). Each thread reads B and C (NP,) itself, broadcast over the channels."""
-    pid_d = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2)
-    d = pid_d * BD + tl.arange(0, BD)
-    dm = d < Dm
-    n = tl.arange(0, NP)
-    nm = n < N
-    grp = k * G + (pid_d * BD) // Dg
-    row = k * Dm + d
-    mnd = nm[:, None] & dm[None, :]
-    A2 = tl.load(AT + n[:, None] * sat + row[None, :], mask=mnd, other=0.0) * LOG2E
-    Dv = tl.zeros((BD, ), dtype=tl.float32)
-    bias = tl.zeros((BD, ), dtype=tl.float32)
-    if HAS_D:
-        Dv = tl.load(DS + row, mask=dm, other=0.0)
-    if HAS_BIAS:
-        bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
+        AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True)
     x_ptr = X + b * sxb + d * sxd
     dt_ptr = DT + b * sdb + k * sdk + d * sdd
     b_ptr = BM + b * sbb + grp * sbg
@@ -302,23 +293,8 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     (sgb, sgd, sgl), ddelta delta's strides; dB / dC (B, K * G, N, L) contiguous float32;
     dA transposed like A, (N, K * Dm) with row stride ``sat``; the scratch holds (S, NP, BD)
     float32 per program."""
-    pid_d = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2)
-    d = pid_d * BD + tl.arange(0, BD)
-    dm = d < Dm
-    n = tl.arange(0, NP)
-    nm = n < N
-    grp = k * G + (pid_d * BD) // Dg
-    row = k * Dm + d
-    mnd = nm[:, None] & dm[None, :]
-    A2 = tl.load(AT + n[:, None] * sat + row[None, :], mask=mnd, other=0.0) * LOG2E
-    Dv = tl.zeros((BD, ), dtype=tl.float32)
-    bias = tl.zeros((BD, ), dtype=tl.float32)
-    if HAS_D:
-        Dv = tl.load(DS + row, mask=dm, other=0.0)
-    if HAS_BIAS:
-        bias = tl.load(BIAS + row, mask=dm, other=0.0)
+    b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
+        AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True)
     x_ptr = X + b * sxb + d * sxd
     dt_ptr = DT + b * sdb + k * sdk + d * sdd
     b_ptr = BM + b * sbb + grp * sbg + n * sbn
@@ -331,7 +307,7 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     # the saved and scratch state tiles take the compute layout, so each thread reads back
     # the states it wrote and no tile changes layout
     hs_ptr = HS + (b * K + k) * n_segments * NP * shn + n[:, None] * shn + d[None, :]
-    program = (b * K + k) * tl.num_programs(0) + pid_d
+    program = (b * K + k) * tl.num_programs(0) + tl.program_id(0)
     scratch = (SCRATCH + program * (S * NP * sst) + n[:, None] * sst
                + tl.arange(0, BD)[None, :])
     ag = tl.zeros((NP, BD), dtype=tl.float32)  # a_{t+1} g_{t+1} of the token after t
@@ -399,7 +375,7 @@ def _scan_bwd_kernel(X, DT, A, BM, CM, DS, BIAS, HS, DY,
                      ATOMIC: tl.constexpr, NEED_DC: tl.constexpr,
                      NP: tl.constexpr, BD: tl.constexpr, T: tl.constexpr):
     b, k, d, dm, n, nm, grp, row, mdn, A2, Dv, bias = _program_channels(
-        A, DS, BIAS, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
+        A, DS, BIAS, 0, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD)
     j = tl.arange(0, T)
     x_ptr = X + b * Dm * L + d[None, :] * L
     dx_ptr = DX + b * Dm * L + d[None, :] * L
