@@ -376,3 +376,24 @@ def test_benchmark_scan_reads_tuned_launches(tmp_path, monkeypatch):
     assert kernels.launch_config(16, 512, 6400) == kernels.LaunchConfig(16, 8, 2, 1, 8, 4)
     assert kernels.launch_config(1, 512, 6400) == kernels.default_config(1, 512, 6400)
     assert kernels.default_config(16, 512, 6400) != kernels.LaunchConfig(16, 8, 2, 1, 8, 4)
+
+
+def test_tune_scan_sequential_candidates():
+    """``tune_scan.py --sequential`` times every listed value of each sequential-kernel field
+    (forward: warps; backward: segment and channel block) with the rest at the defaults, and
+    refuses d_state 1, which the sequential kernels do not serve."""
+    pytest.importorskip('triton')
+    tune_scan = load_module('tools/analysis_tools/tune_scan.py')
+    from fusion_mamba.ops.selective_scan import triton_kernels as kernels
+    default = kernels.default_config(16, 512, 6400)
+    pairs = list(tune_scan.sequential_candidates(16))
+    fields = tune_scan.SEQUENTIAL_CANDIDATES
+    forwards = [config for backward, config in pairs if not backward]
+    backwards = [config for backward, config in pairs if backward]
+    assert [c.seq_warps for c in forwards] == list(fields['seq_warps'])
+    assert {(c.seq_chunk, c.seq_bwd_block) for c in backwards} == {
+        (chunk, block) for chunk in fields['seq_chunk'] for block in fields['seq_bwd_block']}
+    assert all(c._replace(seq_warps=default.seq_warps, seq_chunk=default.seq_chunk,
+                          seq_bwd_block=default.seq_bwd_block) == default for _, c in pairs)
+    with pytest.raises(SystemExit, match='d_state 1'):
+        list(tune_scan.sequential_candidates(1))

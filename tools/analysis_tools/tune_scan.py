@@ -1,7 +1,7 @@
 """Choose the Triton scan kernels' launch configuration on this GPU.
 
 Times the fused SS2D kernels at the benchmark's shapes (FM-YOLOv8-l at 640x640: P3, P4, P5;
-batch 4) under candidate launches, for each d_state: the forward for every (chunk, channel
+batch 4) under candidate launches, for each d_state: the chunked kernels' forward for every (chunk, channel
 block, warps, next-chunk prefetch) and the backward for every (chunk, channel block, warps),
 summed over the three levels. The chunk is shared by the two passes; the best chunk is the one with the smallest
 best-forward + best-backward time. Prints every timing and the winner, and with ``--out``
@@ -10,6 +10,12 @@ writes the winners as JSON that ``benchmark_scan.py --launch-config`` reads (the
 
     python tools/analysis_tools/tune_scan.py [--dtype bf16] [--d-states 16 1] [--out best.json]
         [--compile-workers 8]
+    python tools/analysis_tools/tune_scan.py --sequential [--d-states 16] [--out best.json]
+
+``--sequential`` tunes the sequential kernels instead (channels-last inputs, batch 16 by
+default so that the grid is large enough for them): the gradient-free forward for every
+``seq_warps`` and the backward for every (``seq_chunk``, ``seq_bwd_block``), the other fields
+at their defaults.
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
@@ -42,16 +48,28 @@ CANDIDATES = {
 }
 
 
+# values tried for the sequential kernels' fields (d_state >= 8)
+SEQUENTIAL_CANDIDATES = dict(seq_warps=(1, 2, 4), seq_chunk=(16, 32, 64),
+                             seq_bwd_block=(8, 16, 32))
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description='Tune the Triton scan launch configuration.')
     parser.add_argument('--dtype', choices=DTYPES, default='bf16')
-    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--sequential', action='store_true',
+                        help="tune the sequential kernels (channels-last inputs) instead of "
+                        "the chunked ones")
+    parser.add_argument('--batch', type=int, default=None,
+                        help='batch size (default 4, with --sequential 16)')
     parser.add_argument('--d-states', type=int, nargs='+', default=[16, 1])
     parser.add_argument('--reps', type=int, default=10)
     parser.add_argument('--out', help='write the best launches here (JSON)')
     parser.add_argument('--compile-workers', type=int, default=0,
                         help='processes that compile the candidates before timing (0: none)')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.batch is None:
+        args.batch = 16 if args.sequential else 4
+    return args
 
 
 def candidates(d_state):
@@ -69,12 +87,28 @@ def candidates(d_state):
             yield True, triton_kernels.LaunchConfig(states, chunk, *anchor, *launch)
 
 
+def sequential_candidates(d_state):
+    """Every (pass, LaunchConfig) of the sequential kernels to time for ``d_state``: the
+    forward for each ``seq_warps``, the backward for each (``seq_chunk``, ``seq_bwd_block``);
+    the other fields are the defaults."""
+    _, dim, height, width = LEVELS[0]
+    default = triton_kernels.default_config(d_state, dim, height * width)
+    if not default.seq_warps:
+        raise SystemExit(f'd_state {d_state}: the sequential kernels serve d_state >= 8 only')
+    for warps in SEQUENTIAL_CANDIDATES['seq_warps']:
+        yield False, default._replace(seq_warps=warps)
+    for chunk in SEQUENTIAL_CANDIDATES['seq_chunk']:
+        for block in SEQUENTIAL_CANDIDATES['seq_bwd_block']:
+            yield True, default._replace(seq_chunk=chunk, seq_bwd_block=block)
+
+
 def compile_candidates(job):
     """Worker: run each candidate once on a small map of the benchmark's width (same kernel
     specialisation as the timed shapes), filling Triton's cache."""
-    dtype, batch, d_state, configs = job
+    dtype, batch, d_state, channels_last, configs = job
     _, dim, _, _ = LEVELS[0]
-    inputs = ss2d_inputs(batch, dim, d_state, 8, 8, DTYPES[dtype], torch.device('cuda'))
+    inputs = ss2d_inputs(batch, dim, d_state, 8, 8, DTYPES[dtype], torch.device('cuda'),
+                         channels_last)
     for config in configs:
         triton_kernels.launch_config = fixed_launch(config)
         ss2d_selective_scan(**inputs, backend='triton').sum().backward()
@@ -83,8 +117,9 @@ def compile_candidates(job):
 
 
 def precompile(args):
-    jobs = [(args.dtype, args.batch, d, [config]) for d in args.d_states
-            for _, config in candidates(d)]
+    generate = sequential_candidates if args.sequential else candidates
+    jobs = [(args.dtype, args.batch, d, args.sequential, [config]) for d in args.d_states
+            for _, config in generate(d)]
     with multiprocessing.get_context('spawn').Pool(args.compile_workers) as pool:
         done = sum(pool.imap_unordered(compile_candidates, jobs))
     print(f'compiled {done} candidate launches in {args.compile_workers} processes', flush=True)
@@ -112,14 +147,47 @@ def time_pass(levels, config, backward, reps):
     return total
 
 
-def tune(d_state, args):
-    """Time every candidate of ``d_state``; return the best :class:`LaunchConfig`."""
+def timed_levels(d_state, args, channels_last=False):
+    """(inputs, output gradient) of the benchmark's levels."""
     device, dtype = torch.device('cuda'), DTYPES[args.dtype]
     levels = []
     for _, dim, height, width in LEVELS:
-        inputs = ss2d_inputs(args.batch, dim, d_state, height, width, dtype, device)
-        levels.append((inputs, torch.randn(args.batch, dim, height, width, device=device,
-                                           dtype=dtype)))
+        inputs = ss2d_inputs(args.batch, dim, d_state, height, width, dtype, device,
+                             channels_last)
+        levels.append((inputs, torch.randn_like(inputs['x'])))
+    return levels
+
+
+def tune_sequential(d_state, args):
+    """Time the sequential kernels' candidates of ``d_state``; return the best
+    :class:`LaunchConfig` (the forward's best ``seq_warps`` with the backward's best
+    ``seq_chunk`` and ``seq_bwd_block``)."""
+    levels = timed_levels(d_state, args, channels_last=True)
+    print(f'd_state {d_state}, sequential kernels: ms summed over '
+          f'{", ".join(level[0] for level in LEVELS)}')
+    print(f'{"pass":4} {"warps":>5} {"chunk":>5} {"block":>5} {"ms":>8}')
+    best = {}
+    for backward, config in sequential_candidates(d_state):
+        ms = time_pass(levels, config, backward, args.reps)
+        print(f'{"bwd" if backward else "fwd":4} {config.seq_warps:5d} {config.seq_chunk:5d} '
+              f'{config.seq_bwd_block:5d} {ms:8.3f}', flush=True)
+        if backward not in best or ms < best[backward][1]:
+            best[backward] = (config, ms)
+    (forward, fwd_ms), (backward, bwd_ms) = best[False], best[True]
+    winner = forward._replace(seq_chunk=backward.seq_chunk,
+                              seq_bwd_block=backward.seq_bwd_block)
+    _, dim, height, width = LEVELS[0]
+    default = triton_kernels.default_config(d_state, dim, height * width)
+    default_ms = (time_pass(levels, default, False, args.reps)
+                  + time_pass(levels, default, True, args.reps))
+    print(f'best for d_state {d_state}: {winner} ({fwd_ms + bwd_ms:.3f} ms fwd + bwd); '
+          f'default {default} ({default_ms:.3f} ms)', flush=True)
+    return winner
+
+
+def tune(d_state, args):
+    """Time every candidate of ``d_state``; return the best :class:`LaunchConfig`."""
+    levels = timed_levels(d_state, args)
     print(f'd_state {d_state}: ms summed over {", ".join(level[0] for level in LEVELS)}')
     print(f'{"chunk":>5} {"pass":4} {"block":>5} {"warps":>5} {"ms":>8}')
     times = {}
@@ -156,7 +224,8 @@ def main():
           f'triton {triton_kernels.triton.__version__}; dtype {args.dtype}; batch {args.batch}')
     if args.compile_workers:
         precompile(args)
-    best = {str(d): list(tune(d, args)) for d in args.d_states}
+    tuner = tune_sequential if args.sequential else tune
+    best = {str(d): list(tuner(d, args)) for d in args.d_states}
     if args.out:
         Path(args.out).write_text(json.dumps(best, indent=1))
         print(f'wrote {args.out}')
