@@ -81,3 +81,23 @@ def test_cuda_graph_detections_equal_eager(amp):
             for ref_map, replay_map in zip(ref_level, replay_level):
                 torch.testing.assert_close(replay_map, ref_map, **tol)
     assert len(model._graph_runner.graphs) == 2  # one capture per shape, the third replayed
+
+
+def test_compiled_network_predicts_as_eager():
+    """``use_compile``: the network (both streams, fusion blocks with their scans, neck, head)
+    traces as one graph, and predictions through it equal eager's (the eager backend: the
+    tracing, not a code generator); CUDA graphs and compile replace each other."""
+    model = tiny_detector()
+    inputs, samples = paired_batch(1, 96, 128, 'cpu')
+    with torch.no_grad():
+        explanation = torch._dynamo.explain(model._network)(inputs)
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+        eager = model.predict(inputs, [s.clone() for s in samples])
+        model.use_cuda_graphs()
+        model.use_compile(backend='eager')
+        assert model._graph_runner is None
+        compiled = model.predict(inputs, [s.clone() for s in samples])
+    for ref, out in zip(eager, compiled):
+        assert len(ref.pred_instances) > 0
+        assert_detections_found(ref.pred_instances[:20], out.pred_instances,
+                                dict(rtol=1e-4, atol=1e-3))

@@ -137,6 +137,24 @@ def test_benchmark_detector_on_cpu(tiny):
     assert results['results']['backbone + fusion']['peak_memory_mib'] is None
 
 
+def test_benchmark_detector_compile_on_cpu(tiny, capsys):
+    """--compile runs both parts through torch.compile (the eager backend here: the tracing
+    and the plumbing, not inductor's code generation) and records it in the JSON;
+    --cuda-graph and --compile exclude each other."""
+    out_json = tiny['folder'] / 'bench_compile.json'
+    stdout = run_python('tools/analysis_tools/benchmark_detector.py', tiny['config'],
+                        tiny['checkpoint'], '--num-iters', 1, '--warmup', 1, '--device', 'cpu',
+                        '--compile', '--compile-backend', 'eager', '--out', out_json)
+    assert 'torch.compile: yes (backend eager, mode default)' in stdout
+    rows = table_rows(stdout)
+    assert float(rows['detector (predict, incl. preprocess + NMS)'][1]) > 0
+    assert json.loads(out_json.read_text())['compile'] == dict(mode=None, backend='eager')
+    tool = load_module('tools/analysis_tools/benchmark_detector.py')
+    with pytest.raises(SystemExit):
+        tool.parse_args([str(tiny['config']), '--cuda-graph', '--compile', '--device', 'cuda'])
+    assert 'exclude each other' in capsys.readouterr().err
+
+
 def test_benchmark_detector_amp_profile_on_cpu(tiny):
     """--amp runs both parts under bf16 autocast; --profile prints where the time goes (the
     groups' shares add up to the whole) and writes the traces beside --out."""

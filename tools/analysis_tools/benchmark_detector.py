@@ -2,7 +2,8 @@
 
     python tools/analysis_tools/benchmark_detector.py CONFIG [CHECKPOINT] [--num-iters 200]
         [--warmup 20] [--batch-size 1] [--device cuda|cpu] [--shape H W] [--synthetic]
-        [--amp [--amp-dtype bf16|fp16]] [--cuda-graph] [--profile N] [--out results.json]
+        [--amp [--amp-dtype bf16|fp16]] [--cuda-graph | --compile [--compile-mode MODE]
+        [--compile-backend NAME]] [--profile N] [--out results.json]
         [--cfg-options key=value ...]
 
 Two parts are timed, each after ``--warmup`` untimed iterations:
@@ -26,7 +27,9 @@ checkpoint the weights are random, which changes how many boxes reach the NMS.
 
 ``--cuda-graph`` replays the network (backbone, fusion, neck, head forward) of the detector
 part as CUDA graphs (:meth:`MultiModalDetector.use_cuda_graphs`; preprocessing, box decoding
-and NMS stay eager) and the backbone + fusion part as a graph of its own.
+and NMS stay eager) and the backbone + fusion part as a graph of its own. ``--compile`` runs
+the same two through ``torch.compile`` instead (:meth:`MultiModalDetector.use_compile`;
+``--compile-mode`` and ``--compile-backend`` are passed on), compiled during the warm-up.
 ``--amp`` runs both parts under ``torch.autocast`` (bfloat16 where the device supports it,
 else float16; ``--amp-dtype`` chooses). ``--profile N`` then runs N more iterations of each
 part under ``torch.profiler`` and prints where the device time goes: the kernels (or CPU
@@ -80,6 +83,12 @@ def parse_args(argv=None):
     add_amp_arguments(parser)
     parser.add_argument('--cuda-graph', action='store_true',
                         help='replay the network as CUDA graphs (CUDA only)')
+    parser.add_argument('--compile', action='store_true',
+                        help='run the network through torch.compile')
+    parser.add_argument('--compile-mode', default=None,
+                        help="torch.compile's mode, e.g. max-autotune (default: its default)")
+    parser.add_argument('--compile-backend', default='inductor',
+                        help="torch.compile's backend (default inductor)")
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile N more iterations per part with torch.profiler')
     parser.add_argument('--log-interval', type=int, default=50,
@@ -93,6 +102,9 @@ def parse_args(argv=None):
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
     if args.cuda_graph and not args.device.startswith('cuda'):
         parser.error('--cuda-graph needs --device cuda')
+    if args.cuda_graph and args.compile:
+        parser.error('--cuda-graph and --compile exclude each other (torch.compile has '
+                     "CUDA graphs of its own: --compile-mode reduce-overhead)")
     if args.profile < 0:
         parser.error(f'--profile must be >= 0, got {args.profile}')
     if args.warmup < 0:
@@ -265,8 +277,10 @@ def main(argv=None):
     from fusion_mamba.engine import AMP_DTYPES
     amp = amp_from_args(args, device)
     dtype = AMP_DTYPES[amp] if amp else None
+    compiled = (f'yes (backend {args.compile_backend}, mode {args.compile_mode or "default"})'
+                if args.compile else 'no')
     print(f'precision: {f"autocast {amp}" if amp else "float32"}; CUDA graphs: '
-          f'{"yes" if args.cuda_graph else "no"}', flush=True)
+          f'{"yes" if args.cuda_graph else "no"}; torch.compile: {compiled}', flush=True)
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with torch.no_grad():
@@ -276,6 +290,10 @@ def main(argv=None):
         from fusion_mamba.utils.cuda_graph import CUDAGraphRunner
         model.use_cuda_graphs()
         backbone = CUDAGraphRunner(backbone)
+    if args.compile:
+        compile_kwargs = dict(mode=args.compile_mode, backend=args.compile_backend)
+        model.use_compile(**compile_kwargs)
+        backbone = torch.compile(backbone, **compile_kwargs)
     parts = {
         'detector (predict, incl. preprocess + NMS)': (batches, model.test_step),
         'backbone + fusion': (preprocessed, backbone),
@@ -299,6 +317,8 @@ def main(argv=None):
             json.dump(dict(config=args.config, checkpoint=args.checkpoint, device=str(device),
                            device_name=where, torch=torch.__version__, scan_backend=backend,
                            inputs=inputs, precision=amp or 'fp32', cuda_graph=args.cuda_graph,
+                           compile=dict(mode=args.compile_mode,
+                                        backend=args.compile_backend) if args.compile else None,
                            batch_size=args.batch_size,
                            warmup=args.warmup, num_iters=args.num_iters, results=results,
                            profiles=profiles), f, indent=2)

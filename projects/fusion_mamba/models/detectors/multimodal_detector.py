@@ -18,11 +18,13 @@ class MultiModalDetector(SingleStageDetector):
     into one pyramid and the rest is mmdet's single-stage detector.
 
     Inference can replay the network (backbone, fusion, neck and head forward: everything
-    before box decoding and NMS) as CUDA graphs, one per input shape: see
-    :meth:`use_cuda_graphs`.
+    before box decoding and NMS) as CUDA graphs, one per input shape (:meth:`use_cuda_graphs`),
+    or run it through ``torch.compile`` (:meth:`use_compile`; the network traces as one graph,
+    the scans being custom operators).
     """
 
     _graph_runner = None
+    _compiled_network = None
 
     def extract_feat(self, batch_inputs: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor]:
         x = self.backbone(batch_inputs['visible'], batch_inputs['infrared'])
@@ -34,6 +36,17 @@ class MultiModalDetector(SingleStageDetector):
         """Replay the network of :meth:`predict` as CUDA graphs (captured on the first batch
         of each shape; the model must be on a CUDA device and stay unchanged afterwards)."""
         self._graph_runner = CUDAGraphRunner(self._network) if enabled else None
+        if enabled:
+            self._compiled_network = None
+
+    def use_compile(self, enabled: bool = True, **compile_kwargs) -> None:
+        """Run the network of :meth:`predict` through ``torch.compile(**compile_kwargs)``
+        (e.g. ``mode='max-autotune'``; ``mode='reduce-overhead'`` adds CUDA graphs of its
+        own); box decoding and NMS stay eager. Replaces :meth:`use_cuda_graphs`."""
+        self._compiled_network = (torch.compile(self._network, **compile_kwargs)
+                                  if enabled else None)
+        if enabled:
+            self._graph_runner = None
 
     def _network(self, batch_inputs: Dict[str, torch.Tensor]) -> tuple:
         """Head outputs (class and box logits per level) of a preprocessed batch."""
@@ -41,11 +54,14 @@ class MultiModalDetector(SingleStageDetector):
 
     def predict(self, batch_inputs: Dict[str, torch.Tensor], batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
-        """mmdet's single-stage prediction, with the network replayed as a CUDA graph when
-        :meth:`use_cuda_graphs` asked for it (box decoding and NMS stay eager)."""
-        if self._graph_runner is None:
+        """mmdet's single-stage prediction, with the network replayed as a CUDA graph or
+        compiled when :meth:`use_cuda_graphs` / :meth:`use_compile` asked for it (box decoding
+        and NMS stay eager)."""
+        network = self._graph_runner if self._graph_runner is not None else \
+            self._compiled_network
+        if network is None:
             return super().predict(batch_inputs, batch_data_samples, rescale=rescale)
-        outs = self._graph_runner(batch_inputs)
+        outs = network(batch_inputs)
         results = self.bbox_head.predict_by_feat(
             *outs, batch_img_metas=[s.metainfo for s in batch_data_samples], rescale=rescale)
         return self.add_pred_to_datasample(batch_data_samples, results)
