@@ -1,11 +1,12 @@
 """Choose the Triton scan kernels' launch configuration on this GPU.
 
 Times the fused SS2D kernels at the benchmark's shapes (FM-YOLOv8-l at 640x640: P3, P4, P5;
-batch 4) under candidate launches, for each d_state: the chunked kernels' forward for every (chunk, channel
-block, warps, next-chunk prefetch) and the backward for every (chunk, channel block, warps),
-summed over the three levels. The chunk is shared by the two passes; the best chunk is the one with the smallest
-best-forward + best-backward time. Prints every timing and the winner, and with ``--out``
-writes the winners as JSON that ``benchmark_scan.py --launch-config`` reads (the defaults in
+batch 4) under candidate launches, for each d_state: the chunked kernels' forward for every
+(chunk, channel block, warps, next-chunk prefetch) and the backward for every (chunk,
+channel block, warps), summed over the three levels. The chunk is shared by the two passes;
+the best chunk is the one with the smallest best-forward + best-backward time. Prints every
+timing and the winner, and with ``--out`` writes the winners as JSON that
+``benchmark_scan.py --launch-config`` reads (the chunked kernels' defaults in
 ``fusion_mamba/ops/selective_scan/triton_kernels.py`` came from this script).
 
     python tools/analysis_tools/tune_scan.py [--dtype bf16] [--d-states 16 1] [--out best.json]

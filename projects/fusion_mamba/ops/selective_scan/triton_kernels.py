@@ -215,7 +215,7 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
     b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
         AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True)
     x_ptr = X + b * sxb + d * sxd
-    dt_ptr = DT + b * sdb + k * sdk + d * sdd
+    dt_ptr = DT + b * sdb + k.to(tl.int64) * sdk + d * sdd  # K B L D can pass 2**31
     b_ptr = BM + b * sbb + grp * sbg
     c_ptr = CM + b * scb + grp * scg
     bc_off = n * sbn
@@ -289,19 +289,19 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     BD) tiles take A's layout (see the forward): with BD = 16 one warp holds 16 channels on
     16 lanes and the 16 states as 8 registers x 2 lanes (BD = 8: 4 x 4), so the sums over
     states (dx, ddelta) and over channels (dB, dC, then one atomic add per state and token
-    for the program) cross few lanes. Gradient inputs: dy (B, Dm, L) with strides (syb, syd, syl); dx has
-    (sgb, sgd, sgl), ddelta delta's strides; dB / dC (B, K * G, N, L) contiguous float32;
-    dA transposed like A, (N, K * Dm) with row stride ``sat``; the scratch holds (S, NP, BD)
-    float32 per program."""
+    for the program) cross few lanes. Gradient inputs: dy (B, Dm, L) with strides (syb, syd,
+    syl); dx has (sgb, sgd, sgl), ddelta delta's strides; dB / dC (B, K * G, N, L) contiguous
+    float32; dA transposed like A, (N, K * Dm) with row stride ``sat``; the scratch holds (S,
+    NP, BD) float32 per program."""
     b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
         AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True)
     x_ptr = X + b * sxb + d * sxd
-    dt_ptr = DT + b * sdb + k * sdk + d * sdd
+    dt_ptr = DT + b * sdb + k.to(tl.int64) * sdk + d * sdd  # K B L D can pass 2**31
     b_ptr = BM + b * sbb + grp * sbg + n * sbn
     c_ptr = CM + b * scb + grp * scg + n * scn
     dy_ptr = DY + b * syb + d * syd
     dx_ptr = DX + b * sgb + d * sgd
-    ddt_ptr = DDT + b * sdb + k * sdk + d * sdd
+    ddt_ptr = DDT + b * sdb + k.to(tl.int64) * sdk + d * sdd
     bc_grad = (b * K * G + grp) * N * L + n * L  # (NP,): dB / dC are contiguous
     # (NP, BD) offsets as unaligned as A's (``sst`` is BD, ``shn`` Dm, neither specialised):
     # the saved and scratch state tiles take the compute layout, so each thread reads back
@@ -633,8 +633,8 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
         ATOMIC=k_dirs > 1, NEED_DC=need_dc,
         MASKED=dm % block != 0 or d_state != cfg.padded_states, NP=cfg.padded_states,
         BD=block, S=chunk, num_warps=1)
-    return [dx.to(x.dtype), ddelta, dAt.t().contiguous(), dB.to(Bm.dtype), dC.to(Cm.dtype) if need_dc else dC, dD,
-            dbias]
+    return [dx.to(x.dtype), ddelta, dAt.t().contiguous(), dB.to(Bm.dtype),
+            dC.to(Cm.dtype) if need_dc else dC, dD, dbias]
 
 
 @torch.library.custom_op('fusion_mamba::triton_scan_forward', mutates_args=())
