@@ -154,3 +154,11 @@ def cross_modal_inputs(batch, dim, d_state, height, width, dtype=torch.float32, 
     return dict(x_a=a['x'], x_b=b['x'], delta_a=a['delta'], delta_b=b['delta'], A=a['A'],
                 B_a=a['B'], B_b=b['B'], C_a=a['C'], C_b=b['C'], D=a['D'],
                 delta_bias=a['delta_bias'])
+
+
+def segmented_launch(triton_kernels, programs=2048):
+    """The default launch with the sequential forward cut into segments below ``programs``."""
+    def config(d_state, per_block, length):
+        return triton_kernels.default_config(d_state, per_block, length)._replace(
+            seq_fwd_programs=programs)
+    return config

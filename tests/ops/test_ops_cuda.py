@@ -5,7 +5,7 @@ import pytest
 import torch
 from ops_testing import (assert_close, assert_grads_close, channels_last_ss2d,
                          cross_modal_inputs, detached_copy, explicit_cross_modal, explicit_ss2d,
-                         grads_of, scan_inputs, ss2d_inputs)
+                         grads_of, scan_inputs, segmented_launch, ss2d_inputs)
 
 from fusion_mamba.ops import (available_backends, cross_modal_ss2d_scan, selective_scan,
                               selective_scan_states, ss2d_selective_scan)
@@ -112,6 +112,27 @@ def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, layout, r
     # mamba-ssm returns each direction rounded to the input dtype before the 4-way merge
     assert_close(ours, ref, dtype, 'y', 4 if backend == 'mamba_ssm' else 1)
     assert_grads_close(grads_of(ours, ours_inputs), g_ref, dtype)
+
+
+@pytest.mark.parametrize('dtype', DTYPES, ids=str)
+@pytest.mark.parametrize('shape', [(1, 64, 16, 40, 40), (3, 40, 12, 33, 17)], ids=str)
+def test_ss2d_inference_on_sequence_segments(shape, dtype, monkeypatch):
+    """Without gradients, under a launch that cuts the sequential forward into segments, a
+    channels-last SS2D runs Triton's sequential forward on any grid, cutting the sequences
+    of a small one into segments (masked channels and states in the second shape): the
+    reference's output."""
+    require('triton')
+    from fusion_mamba.ops.selective_scan import triton_kernels
+    monkeypatch.setattr(triton_kernels, 'launch_config', segmented_launch(triton_kernels))
+    batch, dim, d_state, height, width = shape
+    cfg = triton_kernels.launch_config(d_state, dim, height * width)
+    programs = batch * 4 * -(-dim // cfg.seq_fwd_block)
+    assert triton_kernels.sequence_segments(cfg, programs, height * width)[1] > 1
+    inputs, ref, _ = ss2d_reference(shape, dtype)
+    with torch.no_grad():
+        ours = ss2d_selective_scan(**channels_last_ss2d(inputs), backend='triton')
+    assert ours.stride(1) == 1  # the sequential kernels' channels-last output
+    assert_close(ours, ref, dtype)
 
 
 @pytest.mark.parametrize('backend', GPU_BACKENDS)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from ops_testing import (assert_close, assert_grads_close, cross_modal_inputs, detached_copy,
                          direction_indices, explicit_cross_modal, explicit_ss2d, grads_of,
-                         ss2d_inputs)
+                         segmented_launch, ss2d_inputs)
 
 from fusion_mamba.ops import (cross_merge, cross_modal_ss2d_scan, cross_scan,
                               deinterleave_tokens, interleave_tokens, ss2d_selective_scan)
@@ -95,17 +95,45 @@ def test_cross_modal_rejects_mismatched_modalities():
         cross_modal_ss2d_scan(**inputs, backend='torch')
 
 
-def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels():
+def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monkeypatch):
     """The SS2D branch keeps maps channels-last only where Triton's sequential kernels run:
-    CUDA grids of at least SEQ_MIN_PROGRAMS warps at d_state >= 8; never on CPU backends."""
+    on CUDA at d_state >= 8, on grids of at least SEQ_MIN_PROGRAMS warps, and without a
+    backward on every grid when the launch cuts the forward into segments; never on CPU
+    backends."""
     from fusion_mamba.ops import ss2d_prefers_channels_last
     assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu')
-    assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu', backend='torch')
+    assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu', backend='torch', needs_grad=False)
     pytest.importorskip('triton')
     from fusion_mamba.ops.selective_scan import triton_kernels
     # FM-YOLOv8-l's P3 (512 channels, 4 directions): 16 warps of 32 channels per direction
     assert triton_kernels.SEQ_MIN_PROGRAMS == 256
-    assert triton_kernels.sequential_grid(4, 4, 512, 16)
-    assert not triton_kernels.sequential_grid(3, 4, 512, 16)
-    assert triton_kernels.sequential_grid(2, 4, 1024, 16)
-    assert not triton_kernels.sequential_grid(64, 4, 512, 1)  # d_state 1: chunked kernels
+    assert triton_kernels.sequential_scan(4, 4, 512, 16, needs_grad=True)
+    assert not triton_kernels.sequential_scan(3, 4, 512, 16, needs_grad=True)
+    assert triton_kernels.sequential_scan(2, 4, 1024, 16, needs_grad=True)
+    assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
+    for needs_grad in (True, False):  # d_state 1: chunked kernels
+        assert not triton_kernels.sequential_scan(64, 4, 512, 1, needs_grad)
+    monkeypatch.setattr(triton_kernels, 'launch_config', segmented_launch(triton_kernels))
+    assert triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
+    assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=True)
+
+
+@pytest.mark.parametrize('programs,length', [(64, 6400), (128, 1600), (128, 400), (4096, 6400),
+                                             (3, 40), (1, 31)])
+def test_sequential_forward_segments_fill_the_grid(programs, length):
+    """A sequential forward on a small grid cuts each sequence into segments of a multiple of
+    the saved-state interval that cover it exactly once, enough of them for about
+    ``seq_fwd_programs`` programs (at most one per interval); a full grid is not cut."""
+    pytest.importorskip('triton')
+    from fusion_mamba.ops.selective_scan import triton_kernels
+    cfg = segmented_launch(triton_kernels)(16, 512, length)
+    seg_len, segments = triton_kernels.sequence_segments(cfg, programs, length)
+    if programs >= cfg.seq_fwd_programs:
+        assert (seg_len, segments) == (length, 1)
+        return
+    chunks = -(-length // cfg.seq_chunk)
+    assert seg_len % cfg.seq_chunk == 0
+    assert (segments - 1) * seg_len < length <= segments * seg_len
+    wanted = min(-(-cfg.seq_fwd_programs // programs), chunks)
+    # rounding each segment up to whole intervals may drop a few segments, never half
+    assert wanted / 2 < segments <= wanted

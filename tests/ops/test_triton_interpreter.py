@@ -38,7 +38,7 @@ def check_ss2d(dim, d_state, height, width, channels_last=False):
     if channels_last:  # the sequential forward (for d_state >= 8)
         inputs = channels_last_ss2d(inputs)
     ours = ss2d_selective_scan(**inputs, backend='triton')
-    sequential = channels_last and triton_kernels.launch_config(d_state, dim, 1).seq_warps > 0
+    sequential = channels_last and triton_kernels.launch_config(d_state, dim, 1).seq_fwd_block > 0
     assert ours.stride(1) == 1 if sequential else ours.is_contiguous()
     ref_inputs = detached_copy(inputs)
     ref = explicit_ss2d(**ref_inputs)
@@ -48,11 +48,55 @@ def check_ss2d(dim, d_state, height, width, channels_last=False):
         assert_close(ss2d_selective_scan(**inputs, backend='triton'), ref, torch.float32)
 
 
-def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq=(0, 32, 8)):
+def check_ss2d_unusual_layouts():
+    # channels-last inputs the SS2D module does not make, through the sequential kernels:
+    # C in another layout than B, delta shared by the directions (stride 0 over K), and saved
+    # tensors that come back contiguous (a saved-tensor hook)
+    inputs = channels_last_ss2d(ss2d_inputs(1, 2, 16, 3, 4))
+    inputs['C'] = inputs['C'].detach().contiguous().requires_grad_()
+    ref_inputs = detached_copy(inputs)
+    ref = explicit_ss2d(**ref_inputs)
+    ref_grads = grads_of(ref, ref_inputs)
+    ours = ss2d_selective_scan(**inputs, backend='triton')
+    assert_close(ours, ref, torch.float32)
+    assert_grads_close(grads_of(ours, inputs), ref_grads, torch.float32)
+    with torch.autograd.graph.save_on_cpu():
+        ours = ss2d_selective_scan(**inputs, backend='triton')
+    assert_grads_close(grads_of(ours, inputs), ref_grads, torch.float32)
+    shared = inputs['delta'].detach()[:, :1].clone().requires_grad_()
+    ref_shared = shared.detach().clone().requires_grad_()
+    others = {k: v.detach() for k, v in inputs.items() if k != 'delta'}
+    ours = ss2d_selective_scan(delta=shared.expand(-1, 4, -1, -1, -1), **others,
+                               backend='triton')
+    ref = explicit_ss2d(delta=ref_shared.expand(-1, 4, -1, -1, -1), **others)
+    assert_close(ours, ref, torch.float32)
+    assert_grads_close(grads_of(ours, {'delta': shared}), grads_of(ref, {'delta': ref_shared}),
+                       torch.float32)
+
+
+def check_last_state_channels_last():
+    # a 1D scan of a channels-last x returning its last state runs the chunked kernels (and
+    # their state buffer)
+    full = scan_inputs(1, 32, 16, 40, extras=False)
+    inputs = {k: full[k] for k in ('u', 'delta', 'A', 'B', 'C')}
+    inputs['u'] = inputs['u'].detach().transpose(1, 2).contiguous().transpose(1, 2)
+    inputs['u'].requires_grad_()
+    (ours, last) = selective_scan(**inputs, delta_softplus=True, return_last_state=True,
+                                  backend='triton')
+    ref_inputs = detached_copy(inputs)
+    ref, ref_last = selective_scan(**ref_inputs, delta_softplus=True, return_last_state=True,
+                                   backend='reference')
+    assert_close(ours, ref, torch.float32)
+    assert_close(last, ref_last, torch.float32)
+    assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
+
+
+def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq=(0, 32, 8, 0)):
     # the kernels under other launches: several chunks per column, channel blocks that
     # differ between the passes, the prefetching forward, a longer no-gradient chunk and
-    # the sequential kernels with two forward warps (64 channels), 4-token segments (several
-    # per sequence) and 8-channel backward programs
+    # the sequential kernels with 8-channel forward programs, states saved every 4 tokens
+    # (several per sequence), 8-channel backward programs and the forward's sequences cut
+    # into segments of 4 tokens (up to 64 programs)
     def config(d_state, per_block, length):
         np_ = triton_kernels.triton.next_power_of_2(d_state)
         return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, nograd_chunk,
@@ -65,7 +109,7 @@ triton_kernels.SEQ_MIN_PROGRAMS = 0  # and the sequential kernels
 for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
                with_launch(8, (1, 1), (2, 2), prefetch=True),
                with_launch(4, (2, 1), (1, 1), prefetch=True, nograd_chunk=8),
-               with_launch(4, (2, 1), (1, 1), seq=(2, 4, 8))):
+               with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64))):
     triton_kernels.launch_config = launch
     check_scan()
     check_states()
@@ -73,6 +117,11 @@ for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
     check_ss2d(2, 16, 5, 3)
     check_ss2d(2, 16, 5, 3, channels_last=True)
 check_ss2d(40, 12, 3, 4, channels_last=True)  # two channel blocks, the second and states masked
+# the segmented launch above cut check_ss2d(2, 16, 5, 3)'s 15 tokens (4 programs) into 4 segments
+assert triton_kernels.sequence_segments(
+    with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64))(16, 2, 15), 4, 15) == (4, 4)
+check_ss2d_unusual_layouts()
+check_last_state_channels_last()
 # the custom operator's schema, fake kernel and autograd registration
 triton_kernels.launch_config = triton_kernels.default_config
 for d_state, layout in ((4, detached_copy), (16, channels_last_ss2d)):

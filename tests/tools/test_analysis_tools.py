@@ -182,9 +182,17 @@ def test_benchmark_train_on_cpu(tiny):
     time, the JSON has the same numbers and finite losses; the profile and the saved
     activations (the fusion blocks' scans among them) are printed."""
     out_json = tiny['folder'] / 'train_bench.json'
+    launches = []  # --launch-config is read (it changes nothing on a CPU)
+    if importlib.util.find_spec('triton'):
+        launches = ['--launch-config', tiny['folder'] / 'launch.json']
+        launches[1].write_text(json.dumps({'16': {'seq_fwd_programs': 1024}}))
     stdout = run_python('tools/analysis_tools/benchmark_train.py', tiny['config'],
                         '--batch-size', 2, '--num-iters', 2, '--warmup', 1, '--shape', 96, 128,
-                        '--device', 'cpu', '--profile', 1, '--saved-memory', '--out', out_json)
+                        '--device', 'cpu', '--profile', 1, '--saved-memory', '--out', out_json,
+                        *launches)
+    if launches:
+        assert f"Triton launches from {launches[1]}: {{16: {{'seq_fwd_programs': 1024}}}}" \
+            in stdout
     assert 'profile of training step: 1 iterations' in stdout
     assert re.search(r'\| SS2D \| \d+ \|', stdout), stdout
     assert 'data loading excluded' in stdout
@@ -394,11 +402,22 @@ def test_benchmark_scan_reads_tuned_launches(tmp_path, monkeypatch):
     assert kernels.launch_config(16, 512, 6400) == kernels.LaunchConfig(16, 8, 2, 1, 8, 4)
     assert kernels.launch_config(1, 512, 6400) == kernels.default_config(1, 512, 6400)
     assert kernels.default_config(16, 512, 6400) != kernels.LaunchConfig(16, 8, 2, 1, 8, 4)
+    # a dict changes only the fields it names, at every size; unknown fields are refused
+    table.write_text(json.dumps({'16': {'seq_fwd_programs': 2048, 'seq_bwd_block': 8}}))
+    kernels.use_launch_table(table)
+    for dim, length in ((512, 6400), (64, 7)):
+        default = kernels.default_config(16, dim, length)
+        assert kernels.launch_config(16, dim, length) == default._replace(
+            seq_fwd_programs=2048, seq_bwd_block=8)
+    table.write_text(json.dumps({'16': {'seq_warps': 2}}))
+    with pytest.raises(ValueError, match=r"best.json: unknown launch fields \['seq_warps'\]"):
+        kernels.use_launch_table(table)
 
 
 def test_tune_scan_sequential_candidates():
     """``tune_scan.py --sequential`` times every listed value of each sequential-kernel field
-    (forward: warps; backward: segment and channel block) with the rest at the defaults, and
+    (forward: channel block and segmenting grid; backward: segment and channel block) with
+    the rest at the defaults, and
     refuses d_state 1, which the sequential kernels do not serve."""
     pytest.importorskip('triton')
     tune_scan = load_module('tools/analysis_tools/tune_scan.py')
@@ -408,10 +427,15 @@ def test_tune_scan_sequential_candidates():
     fields = tune_scan.SEQUENTIAL_CANDIDATES
     forwards = [config for backward, config in pairs if not backward]
     backwards = [config for backward, config in pairs if backward]
-    assert [c.seq_warps for c in forwards] == list(fields['seq_warps'])
+    assert {(c.seq_fwd_block, c.seq_fwd_programs) for c in forwards} == {
+        (block, programs) for block in fields['seq_fwd_block']
+        for programs in fields['seq_fwd_programs']}
     assert {(c.seq_chunk, c.seq_bwd_block) for c in backwards} == {
         (chunk, block) for chunk in fields['seq_chunk'] for block in fields['seq_bwd_block']}
-    assert all(c._replace(seq_warps=default.seq_warps, seq_chunk=default.seq_chunk,
+    assert len(pairs) == len(set(pairs))
+    assert all(c._replace(seq_fwd_block=default.seq_fwd_block,
+                          seq_fwd_programs=default.seq_fwd_programs,
+                          seq_chunk=default.seq_chunk,
                           seq_bwd_block=default.seq_bwd_block) == default for _, c in pairs)
     with pytest.raises(SystemExit, match='d_state 1'):
         list(tune_scan.sequential_candidates(1))

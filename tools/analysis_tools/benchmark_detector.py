@@ -3,7 +3,7 @@
     python tools/analysis_tools/benchmark_detector.py CONFIG [CHECKPOINT] [--num-iters 200]
         [--warmup 20] [--batch-size 1] [--device cuda|cpu] [--shape H W] [--synthetic]
         [--amp [--amp-dtype bf16|fp16]] [--cuda-graph | --compile [--compile-mode MODE]
-        [--compile-backend NAME]] [--profile N] [--out results.json]
+        [--compile-backend NAME]] [--profile N] [--launch-config JSON] [--out results.json]
         [--cfg-options key=value ...]
 
 Two parts are timed, each after ``--warmup`` untimed iterations:
@@ -35,6 +35,8 @@ else float16; ``--amp-dtype`` chooses). ``--profile N`` then runs N more iterati
 part under ``torch.profiler`` and prints where the device time goes: the kernels (or CPU
 operators) with the most self time, their launch counts per iteration, and the total; the
 traces are written beside ``--out`` (``*.trace.json``, for chrome://tracing or Perfetto).
+``--launch-config`` launches the Triton scan kernels as a JSON file says (see
+``triton_kernels.use_launch_table``), e.g. with the sequential forward cut into segments.
 
 On CPU, torch runs ``torch.get_num_threads()`` OpenMP threads (printed); on a machine where
 other processes keep the cores busy, spinning threads can slow a small model down a
@@ -91,6 +93,10 @@ def parse_args(argv=None):
                         help="torch.compile's backend (default inductor)")
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile N more iterations per part with torch.profiler')
+    parser.add_argument('--launch-config', metavar='JSON',
+                        help='Triton scan launches per d_state: tune_scan.py --out, or the '
+                        'fields that differ from the default, e.g. {"16": {"seq_fwd_programs": '
+                        '2048}}')
     parser.add_argument('--log-interval', type=int, default=50,
                         help='print progress every N timed iterations (default 50)')
     parser.add_argument('--out', help='also write the results to this JSON file')
@@ -257,6 +263,10 @@ def markdown_table(results: Dict[str, dict], batch_size: int) -> str:
 def main(argv=None):
     args = parse_args(argv)
     device = check_device(args.device)
+    if args.launch_config:
+        from fusion_mamba.ops.selective_scan import triton_kernels
+        table = triton_kernels.use_launch_table(args.launch_config)
+        print(f'Triton launches from {args.launch_config}: {table}')
     cfg = load_tool_config(args.config, args.cfg_options)
     from mmdet.registry import MODELS
 

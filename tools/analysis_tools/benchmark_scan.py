@@ -25,10 +25,8 @@ speed-ups over the ``torch`` backend.
 by default) instead of the scan: u, delta, A, B and delta_bias, softplus.
 """
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -71,15 +69,7 @@ def parse_args():
 def use_launch_configs(path):
     """Make the Triton kernels launch as ``path`` (tune_scan.py's JSON) says for its d_states."""
     from fusion_mamba.ops.selective_scan import triton_kernels
-    table = {int(d): triton_kernels.LaunchConfig(*cfg)
-             for d, cfg in json.loads(Path(path).read_text()).items()}
-    default = triton_kernels.default_config
-
-    def launch(d_state, per_block, length):
-        return table.get(d_state) or default(d_state, per_block, length)
-
-    triton_kernels.launch_config = launch
-    print(f'Triton launches from {path}: {table}')
+    print(f'Triton launches from {path}: {triton_kernels.use_launch_table(path)}')
 
 
 def default_backends(device_type):

@@ -2,8 +2,8 @@
 
     python tools/analysis_tools/benchmark_train.py CONFIG [--batch-size 8] [--amp]
         [--amp-dtype bf16|fp16] [--device cuda|cpu] [--num-iters 30] [--warmup 10]
-        [--shape H W] [--profile N] [--saved-memory] [--out results.json]
-        [--cfg-options key=value ...]
+        [--shape H W] [--profile N] [--saved-memory] [--launch-config JSON]
+        [--out results.json] [--cfg-options key=value ...]
 
 Each step is ``model.train_step`` with the config's optimizer wrapper (``AmpOptimWrapper``
 with ``--amp`` on CUDA, as ``tools/train.py --amp`` builds it; on CPU, where mmengine's
@@ -20,7 +20,7 @@ skipped for overflowing gradients are counted and printed with its final scale.
 goes (forward, backward and update together, per kernel group and per kernel).
 ``--saved-memory`` runs one more step and prints the activations autograd keeps for the
 backward pass, by module class and by module path (gradient-checkpointed modules count
-only what checkpointing keeps).
+only what checkpointing keeps). ``--launch-config``: as in ``benchmark_detector.py``.
 """
 import argparse
 import itertools
@@ -55,6 +55,10 @@ def parse_args(argv=None):
                         help='image size (default 640 640)')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile N more steps with torch.profiler')
+    parser.add_argument('--launch-config', metavar='JSON',
+                        help='Triton scan launches per d_state: tune_scan.py --out, or the '
+                        'fields that differ from the default, e.g. {"16": {"seq_fwd_programs": '
+                        '2048}}')
     parser.add_argument('--saved-memory', action='store_true',
                         help='print the activations saved for backward, by module')
     parser.add_argument('--out', help='also write the results to this JSON file')
@@ -183,6 +187,10 @@ def time_steps(model, optim_wrapper, batches, args, device, cpu_autocast=None) -
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
+    if args.launch_config:
+        from fusion_mamba.ops.selective_scan import triton_kernels
+        table = triton_kernels.use_launch_table(args.launch_config)
+        print(f'Triton launches from {args.launch_config}: {table}')
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError(f'--device {args.device}: CUDA is not available; use --device cpu')
     cfg = load_tool_config(args.config, args.cfg_options)

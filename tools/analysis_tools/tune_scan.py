@@ -14,9 +14,9 @@ timing and the winner, and with ``--out`` writes the winners as JSON that
     python tools/analysis_tools/tune_scan.py --sequential [--d-states 16] [--out best.json]
 
 ``--sequential`` tunes the sequential kernels instead (channels-last inputs, batch 16 by
-default so that the grid is large enough for them): the gradient-free forward for every
-``seq_warps`` and the backward for every (``seq_chunk``, ``seq_bwd_block``), the other fields
-at their defaults.
+default; ``--batch 1`` for latency): the gradient-free forward for every (``seq_fwd_block``,
+``seq_fwd_programs``) and the backward for every (``seq_chunk``, ``seq_bwd_block``), the
+other fields at their defaults.
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
@@ -50,8 +50,8 @@ CANDIDATES = {
 
 
 # values tried for the sequential kernels' fields (d_state >= 8)
-SEQUENTIAL_CANDIDATES = dict(seq_warps=(1, 2, 4), seq_chunk=(16, 32, 64),
-                             seq_bwd_block=(8, 16, 32))
+SEQUENTIAL_CANDIDATES = dict(seq_fwd_block=(8, 16, 32), seq_fwd_programs=(0, 1024, 2048, 4096),
+                             seq_chunk=(16, 32, 64), seq_bwd_block=(8, 16, 32))
 
 
 def parse_args():
@@ -88,16 +88,20 @@ def candidates(d_state):
             yield True, triton_kernels.LaunchConfig(states, chunk, *anchor, *launch)
 
 
-def sequential_candidates(d_state):
+def sequential_candidates(d_state, with_backward=True):
     """Every (pass, LaunchConfig) of the sequential kernels to time for ``d_state``: the
-    forward for each ``seq_warps``, the backward for each (``seq_chunk``, ``seq_bwd_block``);
-    the other fields are the defaults."""
+    forward for each (``seq_fwd_block``, ``seq_fwd_programs``), the backward (unless not
+    ``with_backward``) for each (``seq_chunk``, ``seq_bwd_block``); the other fields are the
+    defaults."""
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
-    if not default.seq_warps:
+    if not default.seq_fwd_block:
         raise SystemExit(f'd_state {d_state}: the sequential kernels serve d_state >= 8 only')
-    for warps in SEQUENTIAL_CANDIDATES['seq_warps']:
-        yield False, default._replace(seq_warps=warps)
+    for block in SEQUENTIAL_CANDIDATES['seq_fwd_block']:
+        for programs in SEQUENTIAL_CANDIDATES['seq_fwd_programs']:
+            yield False, default._replace(seq_fwd_block=block, seq_fwd_programs=programs)
+    if not with_backward:
+        return
     for chunk in SEQUENTIAL_CANDIDATES['seq_chunk']:
         for block in SEQUENTIAL_CANDIDATES['seq_bwd_block']:
             yield True, default._replace(seq_chunk=chunk, seq_bwd_block=block)
@@ -112,13 +116,19 @@ def compile_candidates(job):
                          channels_last)
     for config in configs:
         triton_kernels.launch_config = fixed_launch(config)
+        with torch.no_grad():  # a forward without states has kernels of its own
+            ss2d_selective_scan(**inputs, backend='triton')
         ss2d_selective_scan(**inputs, backend='triton').sum().backward()
     torch.cuda.synchronize()
     return len(configs)
 
 
 def precompile(args):
-    generate = sequential_candidates if args.sequential else candidates
+    def generate(d_state):
+        if args.sequential:
+            return sequential_candidates(d_state, sequential_backward(args.batch, d_state))
+        return candidates(d_state)
+
     jobs = [(args.dtype, args.batch, d, args.sequential, [config]) for d in args.d_states
             for _, config in generate(d)]
     with multiprocessing.get_context('spawn').Pool(args.compile_workers) as pool:
@@ -159,28 +169,40 @@ def timed_levels(d_state, args, channels_last=False):
     return levels
 
 
+def sequential_backward(batch, d_state):
+    """Whether the sequential backward runs at every level for ``batch`` (else the chunked
+    kernels take the backward: its fields are not timed)."""
+    return all(triton_kernels.sequential_scan(batch, 4, dim, d_state, needs_grad=True)
+               for _, dim, _, _ in LEVELS)
+
+
 def tune_sequential(d_state, args):
     """Time the sequential kernels' candidates of ``d_state``; return the best
-    :class:`LaunchConfig` (the forward's best ``seq_warps`` with the backward's best
-    ``seq_chunk`` and ``seq_bwd_block``)."""
+    :class:`LaunchConfig` (the forward's best ``seq_fwd_block`` and ``seq_fwd_programs`` with
+    the backward's best ``seq_chunk`` and ``seq_bwd_block``)."""
     levels = timed_levels(d_state, args, channels_last=True)
     print(f'd_state {d_state}, sequential kernels: ms summed over '
           f'{", ".join(level[0] for level in LEVELS)}')
-    print(f'{"pass":4} {"warps":>5} {"chunk":>5} {"block":>5} {"ms":>8}')
+    print(f'{"pass":4} {"fblock":>6} {"fprogs":>6} {"chunk":>5} {"bblock":>6} {"ms":>8}')
+    with_backward = sequential_backward(args.batch, d_state)
+    if not with_backward:
+        print(f'batch {args.batch}: the backward runs the chunked kernels; forward only')
     best = {}
-    for backward, config in sequential_candidates(d_state):
+    for backward, config in sequential_candidates(d_state, with_backward):
         ms = time_pass(levels, config, backward, args.reps)
-        print(f'{"bwd" if backward else "fwd":4} {config.seq_warps:5d} {config.seq_chunk:5d} '
-              f'{config.seq_bwd_block:5d} {ms:8.3f}', flush=True)
+        print(f'{"bwd" if backward else "fwd":4} {config.seq_fwd_block:6d} '
+              f'{config.seq_fwd_programs:6d} {config.seq_chunk:5d} {config.seq_bwd_block:6d} '
+              f'{ms:8.3f}', flush=True)
         if backward not in best or ms < best[backward][1]:
             best[backward] = (config, ms)
-    (forward, fwd_ms), (backward, bwd_ms) = best[False], best[True]
-    winner = forward._replace(seq_chunk=backward.seq_chunk,
-                              seq_bwd_block=backward.seq_bwd_block)
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
-    default_ms = (time_pass(levels, default, False, args.reps)
-                  + time_pass(levels, default, True, args.reps))
+    (forward, fwd_ms), (backward, bwd_ms) = best[False], best.get(True, (default, 0.0))
+    winner = forward._replace(seq_chunk=backward.seq_chunk,
+                              seq_bwd_block=backward.seq_bwd_block)
+    default_ms = time_pass(levels, default, False, args.reps)
+    if with_backward:
+        default_ms += time_pass(levels, default, True, args.reps)
     print(f'best for d_state {d_state}: {winner} ({fwd_ms + bwd_ms:.3f} ms fwd + bwd); '
           f'default {default} ({default_ms:.3f} ms)', flush=True)
     return winner

@@ -95,14 +95,15 @@ def scan_sequences(backend, u, delta, A, B, C, D, delta_bias, delta_softplus):
     return y.float()
 
 
-def ss2d_prefers_channels_last(batch, dim, d_state, device, backend='auto'):
+def ss2d_prefers_channels_last(batch, dim, d_state, device, backend='auto', needs_grad=True):
     """Whether :func:`ss2d_selective_scan` on (batch, dim, H, W) maps is fastest given them
-    channels-last: on the 'triton' backend when the grid suits its sequential kernels (see
-    ``triton_kernels._sequential``); the other backends and small grids read channel-major
-    maps (a channels-last map is copied for them)."""
+    channels-last: on the 'triton' backend when its sequential kernels take the scan (see
+    ``triton_kernels._sequential``: without a backward (``needs_grad`` False) on every grid,
+    with one on large grids); the other backends and small grids with a backward read
+    channel-major maps (a channels-last map is copied for them)."""
     if resolve_backend(backend, device) != 'triton':
         return False
-    return get_backend('triton').sequential_grid(batch, DIRECTIONS, dim, d_state)
+    return get_backend('triton').sequential_scan(batch, DIRECTIONS, dim, d_state, needs_grad)
 
 
 def ss2d_selective_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,

@@ -45,11 +45,13 @@ class SS2D(SelectiveScanModule):
                          backend, proj_groups=(NUM_DIRECTIONS, ), num_scans=NUM_DIRECTIONS)
         self.reset_parameters()
 
-    def prefers_channels_last(self, batch: int, device: torch.device) -> bool:
+    def prefers_channels_last(self, batch: int, device: torch.device,
+                              needs_grad: bool = True) -> bool:
         """Whether a batch of ``batch`` maps on ``device`` is scanned fastest channels-last
-        (Triton's sequential kernels, on large enough grids)."""
+        (Triton's sequential kernels: without a backward always, with one on large enough
+        grids)."""
         return ss2d_prefers_channels_last(batch, self.d_inner, self.d_state, device,
-                                          self.backend)
+                                          self.backend, needs_grad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scan a (B, D, H, W) map in four directions; returns the merged (B, D, H, W)."""

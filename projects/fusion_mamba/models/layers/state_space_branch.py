@@ -50,13 +50,15 @@ class GatedStateSpaceBranch(nn.Module):
         """x: (B, C, H, W) -> y, z: (B, H, W, D).
 
         When the operator scans such maps fastest channels-last (its
-        ``prefers_channels_last(batch, device)``: SS2D with Triton's sequential kernels), the
-        scanned map stays channels-last from the input projection to the output norm;
-        otherwise it is made channel-major for the convolution."""
+        ``prefers_channels_last(batch, device, needs_grad)``: SS2D with Triton's sequential
+        kernels), the scanned map stays channels-last from the input projection to the
+        output norm; otherwise it is made channel-major for the convolution."""
         n = self.norm(x.permute(0, 2, 3, 1))
         u, z = self.in_proj(n).chunk(2, dim=-1)
         prefers = getattr(self.ssm, 'prefers_channels_last', None)
-        channels_last = prefers is not None and prefers(x.shape[0], x.device)
+        needs_grad = torch.is_grad_enabled() and (
+            u.requires_grad or any(p.requires_grad for p in self.ssm.parameters()))
+        channels_last = prefers is not None and prefers(x.shape[0], x.device, needs_grad)
         u = u.permute(0, 3, 1, 2).contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         u = F.silu(self.dwconv(u))

@@ -59,14 +59,16 @@ def _softplus(x):
 @triton.jit
 def _program_channels(A, DS, BIAS, sat, Dm, N, Dg, G,
                       HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
-                      NP: tl.constexpr, BD: tl.constexpr, STATES_FIRST: tl.constexpr = False):
+                      NP: tl.constexpr, BD: tl.constexpr, STATES_FIRST: tl.constexpr = False,
+                      segments=1):
     """What one program owns: batch b, direction k, channels d (BD,) and states n (NP,) with
     their masks, the B / C group, and the channels' parameters: A * log2(e), D and
     delta_bias (BD,; zeros when absent). A is (K * Dm, N) and its tile (BD, NP); with
     ``STATES_FIRST`` A comes transposed, (N, K * Dm) with row stride ``sat``, and its tile
-    and mask are (NP, BD) (the sequential kernels' layout)."""
+    and mask are (NP, BD) (the sequential kernels' layout). The grid is (channel blocks,
+    batch x ``segments``, K)."""
     pid_d = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
+    b = (tl.program_id(1) // segments).to(tl.int64)
     k = tl.program_id(2)
     d = pid_d * BD + tl.arange(0, BD)
     dm = d < Dm
@@ -168,67 +170,93 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
 
 
 @triton.jit
-def _token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl, L, H, W, k, dm,
-                 nm, MASKED: tl.constexpr):
-    """Token t's spatial offset p, x and pre-activation delta (BD,) and B, C (NP, BD) (every
-    channel's copy) of the sequential forward. Past the sequence end (the prefetch after the
-    last token) token 0 is read again and never used."""
+def _token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl, scl, L, H, W, k,
+                 dm, nm, MASKED: tl.constexpr, WITH_C: tl.constexpr):
+    """Token t's spatial offset p, x and pre-activation delta (BD,) and B, C (NP,) (each
+    thread's copy) of the sequential forward; C is B again without ``WITH_C``. Past the
+    sequence end (the prefetch after the last token) token 0 is read again and never used."""
     p = tl.where(t < L, _token_offsets(t, L, H, W, k), 0).to(tl.int64)
     if MASKED:  # channels past Dm or states past N
         u = tl.load(x_ptr + p * sxl, mask=dm, other=0.0)
         pre = tl.load(dt_ptr + p * sdl, mask=dm, other=0.0)
-        Bv = tl.load(b_ptr + p * sbl + bc_off, mask=nm, other=0.0)
-        Cv = tl.load(c_ptr + p * scl + bc_off, mask=nm, other=0.0)
+        Bv = tl.load(b_ptr + p * sbl + b_off, mask=nm, other=0.0)
+        Cv = Bv
+        if WITH_C:
+            Cv = tl.load(c_ptr + p * scl + c_off, mask=nm, other=0.0)
     else:
         u = tl.load(x_ptr + p * sxl)
         pre = tl.load(dt_ptr + p * sdl)
-        Bv = tl.load(b_ptr + p * sbl + bc_off)
-        Cv = tl.load(c_ptr + p * scl + bc_off)
+        Bv = tl.load(b_ptr + p * sbl + b_off)
+        Cv = Bv
+        if WITH_C:
+            Cv = tl.load(c_ptr + p * scl + c_off)
     return p, u, pre, Bv, Cv
 
 
-@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat', 'shn'])
-def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat', 'shn', 'seg_len',
+                               'n_summaries'])
+def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS, SUMH, SUMDT,
                          sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, shn, sbb, sbg, sbn, sbl,
                          scb, scg, scn, scl, syb, syd, syl,
-                         Dm, L, H, W, N, Dg, G, K, n_chunks,
+                         Dm, L, H, W, N, Dg, G, K, n_chunks, seg_len, n_summaries,
                          HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                          ATOMIC: tl.constexpr, SAVE_STATES: tl.constexpr,
-                         MASKED: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
-                         T: tl.constexpr):
+                         SUMMARY: tl.constexpr, MASKED: tl.constexpr, NP: tl.constexpr,
+                         BD: tl.constexpr, T: tl.constexpr):
     """The forward as a token-by-token recurrence: each thread owns one channel and keeps
-    its NP states in registers (the (NP, BD) state tile has the channels on the threads), so
-    the output's sum over states never leaves the thread. Strided inputs: with channels-last
-    maps (channel stride 1) every per-token load and the output's atomic add are coalesced
-    whatever the scan direction. The next token's loads are issued before the current one is
-    computed. With ``SAVE_STATES`` the state at the start of every T-token chunk is stored
-    for :func:`_scan_bwd_seq_kernel`, as (B, K, n_chunks, NP, Dm) with state stride ``shn``
-    (Dm, not specialised, like ``sat``). ``MASKED``: Dm is not a multiple of BD or N is not
-    NP.
+    its states in registers (the (NP, BD) state tile has the channels on the lanes, and with
+    BD < 32 the states on the remaining lanes), so the output's sum over states stays within
+    the thread or a few lanes. Strided inputs: with channels-last maps (channel stride 1)
+    every per-token load and the output's atomic add are coalesced whatever the scan
+    direction. The next token's loads are issued before the current one is computed. With
+    ``SAVE_STATES`` the state at the start of every T-token chunk is stored for
+    :func:`_scan_bwd_seq_kernel`, as (B, K, n_chunks, NP, Dm) with state stride ``shn`` (Dm,
+    not specialised, like ``sat``). ``MASKED``: Dm is not a multiple of BD or N is not NP.
+
+    Sequence parallelism: each sequence is cut into ``n_summaries + 1`` segments of
+    ``seg_len`` tokens (a multiple of T), one program each. With ``SUMMARY`` a program runs
+    its segment (not the last) from a zero state and stores the end state to SUMH (B, K,
+    n_summaries, NP, Dm) and the segment's summed step to SUMDT (B, K, n_summaries, Dm); the
+    output pass then starts segment s from ``h = exp2(A log2(e) sum(dt)) h + h_end`` over the
+    segments before it. One segment (``n_summaries`` 0) is the plain recurrence.
 
     A comes transposed, AT (N, K * Dm) with row stride ``sat``: its (NP, BD) tile, the one
     two-dimensional load, then is contiguous along the channels only, and with ``sat`` not
     specialised Triton cannot vectorise it, so its coalescing pass puts the channels on the
-    threads and the states in registers, the layout every op of the loop then takes (a tile
+    lanes and the states in registers, the layout every op of the loop then takes (a tile
     contiguous along the states would spread them over the lanes and convert layouts every
     token). Each thread reads B and C (NP,) itself, broadcast over the channels."""
+    segments = n_summaries + (0 if SUMMARY else 1)  # programs per sequence
     b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
-        AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True)
+        AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True,
+        segments=segments)
+    seg = tl.program_id(1) % segments
     x_ptr = X + b * sxb + d * sxd
     dt_ptr = DT + b * sdb + k.to(tl.int64) * sdk + d * sdd  # K B L D can pass 2**31
     b_ptr = BM + b * sbb + grp * sbg
     c_ptr = CM + b * scb + grp * scg
-    bc_off = n * sbn
+    b_off, c_off = n * sbn, n * scn
     y_ptr = Y + b * syb + d * syd
     hs_ptr = HS + (b * K + k) * n_chunks * NP * shn + n[:, None] * shn + d[None, :]
+    summaries = (b * K + k) * n_summaries  # this sequence's first summary
+    sumh_ptr = SUMH + summaries * NP * shn + n[:, None] * shn + d[None, :]
+    sumdt_ptr = SUMDT + summaries * Dm + d
     h = tl.zeros((NP, BD), dtype=tl.float32)
-    loads = _token_loads(0, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl, L, H, W,
-                         k, dm, nm, MASKED)
-    for t in range(L):
+    if not SUMMARY:
+        for i in range(seg):  # the state at the segment start, from the earlier segments
+            steps = tl.load(sumdt_ptr + i * Dm, mask=dm, other=0.0)
+            h_end = tl.load(sumh_ptr + i * NP * shn, mask=dm[None, :], other=0.0)
+            h = tl.exp2(A2 * steps[None, :]) * h + h_end
+    steps = tl.zeros((BD, ), dtype=tl.float32)
+    start = seg * seg_len
+    stop = tl.minimum(start + seg_len, L)
+    loads = _token_loads(start, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl, scl,
+                         L, H, W, k, dm, nm, MASKED, not SUMMARY)
+    for t in range(start, stop):
         p, u, pre, Bv, Cv = loads
-        loads = _token_loads(t + 1, x_ptr, dt_ptr, b_ptr, c_ptr, bc_off, sxl, sdl, sbl, scl,
-                             L, H, W, k, dm, nm, MASKED)
-        if SAVE_STATES:
+        loads = _token_loads(t + 1, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl,
+                             scl, L, H, W, k, dm, nm, MASKED, not SUMMARY)
+        if SAVE_STATES and not SUMMARY:
             if t % T == 0:
                 tl.store(hs_ptr + (t // T) * NP * shn, h, mask=dm[None, :])
         u = u.to(tl.float32)
@@ -239,13 +267,19 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS,
             dt = _softplus(dt)
         a = tl.exp2(A2 * dt[None, :])
         h = a * h + Bv.to(tl.float32)[:, None] * (dt * u)[None, :]
-        y = tl.sum(h * Cv.to(tl.float32)[:, None], axis=0)
-        if HAS_D:
-            y += Dv * u
-        if ATOMIC:
-            tl.atomic_add(y_ptr + p * syl, y, mask=dm, sem='relaxed')
+        if SUMMARY:
+            steps += dt
         else:
-            tl.store(y_ptr + p * syl, y, mask=dm)
+            y = tl.sum(h * Cv.to(tl.float32)[:, None], axis=0)
+            if HAS_D:
+                y += Dv * u
+            if ATOMIC:
+                tl.atomic_add(y_ptr + p * syl, y, mask=dm, sem='relaxed')
+            else:
+                tl.store(y_ptr + p * syl, y, mask=dm)
+    if SUMMARY:
+        tl.store(sumh_ptr + seg * NP * shn, h, mask=dm[None, :])
+        tl.store(sumdt_ptr + seg * Dm, steps, mask=dm)
 
 
 @triton.jit
@@ -276,6 +310,7 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
                          DX, DDT, DA, DBM, DCM, DDS, DBIAS,
                          sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, sst, shn, sbb, sbg, sbn,
                          sbl, scb, scg, scn, scl, syb, syd, syl, sgb, sgd, sgl,
+                         seb, sek, sed, sel,
                          Dm, L, H, W, N, Dg, G, K, n_segments,
                          HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                          ATOMIC: tl.constexpr, NEED_DC: tl.constexpr, MASKED: tl.constexpr,
@@ -290,9 +325,9 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     16 lanes and the 16 states as 8 registers x 2 lanes (BD = 8: 4 x 4), so the sums over
     states (dx, ddelta) and over channels (dB, dC, then one atomic add per state and token
     for the program) cross few lanes. Gradient inputs: dy (B, Dm, L) with strides (syb, syd,
-    syl); dx has (sgb, sgd, sgl), ddelta delta's strides; dB / dC (B, K * G, N, L) contiguous
-    float32; dA transposed like A, (N, K * Dm) with row stride ``sat``; the scratch holds (S,
-    NP, BD) float32 per program."""
+    syl); dx has (sgb, sgd, sgl), ddelta (seb, sek, sed, sel); dB / dC (B, K * G, N, L)
+    contiguous float32; dA transposed like A, (N, K * Dm) with row stride ``sat``; the
+    scratch holds (S, NP, BD) float32 per program."""
     b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
         AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True)
     x_ptr = X + b * sxb + d * sxd
@@ -301,7 +336,7 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     c_ptr = CM + b * scb + grp * scg + n * scn
     dy_ptr = DY + b * syb + d * syd
     dx_ptr = DX + b * sgb + d * sgd
-    ddt_ptr = DDT + b * sdb + k.to(tl.int64) * sdk + d * sdd
+    ddt_ptr = DDT + b * seb + k.to(tl.int64) * sek + d * sed
     bc_grad = (b * K * G + grp) * N * L + n * L  # (NP,): dB / dC are contiguous
     # (NP, BD) offsets as unaligned as A's (``sst`` is BD, ``shn`` Dm, neither specialised):
     # the saved and scratch state tiles take the compute layout, so each thread reads back
@@ -349,7 +384,7 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
                 ddt = ddt * tl.sigmoid(pre)
             ddt = tl.where(m, ddt, 0.0)
             dbias_acc += ddt
-            tl.store(ddt_ptr + p * sdl, ddt, mask=m)
+            tl.store(ddt_ptr + p * sel, ddt, mask=m)
             if ATOMIC:
                 tl.atomic_add(dx_ptr + p * sgl, du, mask=m, sem='relaxed')
             else:
@@ -456,8 +491,10 @@ class LaunchConfig(NamedTuple):
     forward that saves no states (no gradient wanted) on a grid of at least
     ``NOGRAD_CHUNK_MIN_PROGRAMS`` programs (0: ``chunk``), and for channels-last inputs the
     sequential kernels (:func:`_scan_fwd_seq_kernel`, :func:`_scan_bwd_seq_kernel`): the
-    warps of a forward program (32 channels per warp; 0: never used), the tokens between
-    saved states and the channels of a one-warp backward program."""
+    channels of a one-warp forward program (0: the sequential kernels are never used), the
+    tokens between saved states, the channels of a one-warp backward program, and the
+    number of forward programs below which the forward cuts each sequence into segments
+    (sequence parallelism; 0: never)."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -466,9 +503,10 @@ class LaunchConfig(NamedTuple):
     bwd_warps: int
     fwd_prefetch: bool = False
     nograd_chunk: int = 0
-    seq_warps: int = 0
+    seq_fwd_block: int = 0
     seq_chunk: int = 32
     seq_bwd_block: int = 16
+    seq_fwd_programs: int = 0
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -489,23 +527,25 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     ms to 0.78 / 0.40 / 0.16 ms, where 32-token chunks gave 0.88 / 0.29 / 0.31 ms.
 
     Channels-last SS2D inputs on a large enough grid (``SEQ_MIN_PROGRAMS``) run the
-    sequential kernels instead: one warp of 32 channels per forward program, states saved
-    every 32 tokens, 16 channels per backward program. On the H200 (bf16, batch 16, SS2D
-    forward / forward+backward at P3 / P4 / P5): 4.15 / 34.6, 1.41 / 17.1, 0.52 / 4.90 ms
-    with 8 backward channels, 4.35 / 34.5, 1.54 / 14.4, 0.49 / 4.52 ms with 16; the chunked
-    kernels 11.19 / 62.4, 3.14 / 25.1, 0.84 / 7.54 ms."""
+    sequential kernels instead: 32 channels per forward program, states saved every 32
+    tokens, 16 channels per backward program. On the H200 (bf16, batch 16, SS2D forward /
+    forward+backward at P3 / P4 / P5): 4.15 / 34.6, 1.41 / 17.1, 0.52 / 4.90 ms with 8
+    backward channels, 4.35 / 34.5, 1.54 / 14.4, 0.49 / 4.52 ms with 16; the chunked kernels
+    11.19 / 62.4, 3.14 / 25.1, 0.84 / 7.54 ms. The forward's segments (``seq_fwd_programs``)
+    are off: they have not been timed on a GPU yet (``tune_scan.py --sequential --batch 1``
+    times them)."""
     np_ = triton.next_power_of_2(d_state)
-    prefetch, nograd_chunk, seq_warps = False, 0, 0
+    prefetch, nograd_chunk, seq = False, 0, (0, 32, 16, 0)
     if np_ >= 8:
         chunk, fwd, bwd = 16, (8, 4), (2, 1)
-        prefetch, nograd_chunk, seq_warps = True, 32, 1
+        prefetch, nograd_chunk, seq = True, 32, (32, 32, 16, 0)
     else:
         chunk, fwd, bwd = 256, (4, 8), (4, 4)
     short = max(8, triton.next_power_of_2(length))
     chunk, nograd_chunk = min(chunk, short), min(nograd_chunk, short)
     fwd_block, bwd_block = (_divisor_block(block, per_block) for block in (fwd[0], bwd[0]))
     return LaunchConfig(np_, chunk, fwd_block, fwd[1], bwd_block, bwd[1], prefetch,
-                        nograd_chunk, seq_warps)
+                        nograd_chunk, *seq)
 
 
 def _divisor_block(block: int, per_block: int) -> int:
@@ -518,13 +558,43 @@ def _divisor_block(block: int, per_block: int) -> int:
 NOGRAD_CHUNK_MIN_PROGRAMS = 2048  # batch 16 at P3: 4096; batch 1: 256 to 512
 # The sequential kernels want at least this many warps of 32 channels: at FM-YOLOv8-l's SS2D
 # shapes (4 directions, 512 / 1024 channels) batch 4 at P3 and batch 2 at P4 / P5. On the
-# H200 at batch 1 (64 warps at P3) they walk 6400 tokens per warp and took an FM-YOLOv8-l
-# pair from 35 to 85 ms; at batch 16 the forward at P3 takes 4.2 ms against the chunked 11.2.
+# H200 at batch 1 (64 warps at P3) the unsegmented forward walked 6400 tokens per warp and
+# took an FM-YOLOv8-l pair from 35 to 85 ms; at batch 16 the forward at P3 takes 4.2 ms
+# against the chunked 11.2. A forward without gradients whose launch cuts sequences into
+# segments (``seq_fwd_programs``) fills any grid and runs them on small grids too.
 SEQ_MIN_PROGRAMS = 256
 
 
 # Tuning tools replace this to time other launches (tools/analysis_tools/tune_scan.py).
 launch_config = default_config
+
+
+def use_launch_table(path) -> dict:
+    """Launch the kernels as the JSON file ``path`` says: ``{"d_state": fields}`` where the
+    fields are a whole :class:`LaunchConfig` as a list (``tune_scan.py --out``) or a dict of
+    the fields that differ from the default launch (e.g. ``{"16": {"seq_fwd_programs":
+    2048}}``); other d_states keep the default. Returns the table."""
+    import json
+    from pathlib import Path
+    global launch_config
+    table = json.loads(Path(path).read_text())
+    unknown = [k for v in table.values() if isinstance(v, dict) for k in v
+               if k not in LaunchConfig._fields]
+    if unknown:
+        raise ValueError(f'{path}: unknown launch fields {unknown}; the fields are '
+                         f'{LaunchConfig._fields}')
+    table = {int(d): fields for d, fields in table.items()}
+
+    def configured(d_state, per_block, length):
+        fields = table.get(d_state)
+        if isinstance(fields, dict):
+            return default_config(d_state, per_block, length)._replace(**fields)
+        if fields is not None:
+            return LaunchConfig(*fields)
+        return default_config(d_state, per_block, length)
+
+    launch_config = configured
+    return table
 
 
 def _shapes(x, delta, A, Bm, save_states=True):
@@ -544,61 +614,99 @@ def _shapes(x, delta, A, Bm, save_states=True):
             triton.cdiv(length, chunk))
 
 
-def _states_shape(x, delta, A, Bm, save_states):
-    batch, dm, length, k_dirs, groups, _, cfg, _, n_chunks = _shapes(x, delta, A, Bm)
+def _states_shape(x, delta, A, Bm, save_states, sequential):
+    """Shape of the saved chunk-start states: (B, K, Dm, chunks, NP) for the chunked kernels,
+    (B, K, chunks, NP, Dm) for the sequential ones; a placeholder without ``save_states``."""
+    batch, dm, length, k_dirs, _, _, cfg, _, n_chunks = _shapes(x, delta, A, Bm)
     if not save_states:
         return (1, )
-    if _sequential(x, delta, cfg, dm // groups):
+    if sequential:
         return (batch, k_dirs, triton.cdiv(length, cfg.seq_chunk), cfg.padded_states, dm)
     return (batch, k_dirs, dm, n_chunks, cfg.padded_states)
 
 
-def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool = False) -> bool:
+def _forward_is_sequential(x, delta, A, Bm, store_last, save_states):
+    """:func:`_sequential` for a forward's inputs; the backward is told the answer (the
+    tensors it gets back may have other strides, e.g. from saved-tensor hooks)."""
+    _, dm, _, _, groups, _, cfg, _, _ = _shapes(x, delta, A, Bm)
+    return _sequential(x, delta, cfg, dm // groups, store_last, save_states)
+
+
+def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool,
+                save_states: bool) -> bool:
     """Whether a scan runs the sequential kernels: its launch allows them, x is channels-last
     (channel stride 1, where their per-token loads are coalesced; channel-major inputs go to
-    the chunked kernels), the forward's grid has at least ``SEQ_MIN_PROGRAMS`` one-warp-per-
-    32-channels programs (a small grid leaves most of the GPU idle while each program walks
-    its whole sequence; the chunked kernels then run on contiguous copies) and every channel
-    block of both passes lies in one B / C group."""
+    the chunked kernels), every channel block of both passes lies in one B / C group and
+    the grid has at least ``SEQ_MIN_PROGRAMS`` warps of 32 channels (the kernels walk whole
+    sequences: a small grid leaves most of the GPU idle; the chunked kernels then run on
+    contiguous copies), unless no backward will run (no ``save_states``) and the launch
+    cuts the forward's sequences into segments."""
     batch, dim, _ = x.shape
-    blocks = (32 * cfg.seq_warps, cfg.seq_bwd_block)
+    blocks = (cfg.seq_fwd_block, cfg.seq_bwd_block)
     return (x.stride(1) == 1 and not store_last
-            and _sequential_launch(cfg, batch, delta.shape[1], dim)
+            and _sequential_launch(cfg, batch, delta.shape[1], dim, save_states)
             and (all(per_group % block == 0 for block in blocks) or per_group == dim))
 
 
-def _sequential_launch(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int) -> bool:
-    return cfg.seq_warps > 0 and batch * k_dirs * triton.cdiv(dim, 32) >= SEQ_MIN_PROGRAMS
+def _sequential_launch(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int,
+                       needs_grad: bool) -> bool:
+    segmented = cfg.seq_fwd_programs > 0 and not needs_grad
+    return cfg.seq_fwd_block > 0 and (
+        segmented or batch * k_dirs * triton.cdiv(dim, 32) >= SEQ_MIN_PROGRAMS)
 
 
-def sequential_grid(batch: int, k_dirs: int, dim: int, d_state: int) -> bool:
+def sequential_scan(batch: int, k_dirs: int, dim: int, d_state: int, needs_grad: bool) -> bool:
     """Whether channels-last scans of ``batch`` x ``k_dirs`` sequences of ``dim`` channels
-    (one B / C group per direction) run the sequential kernels."""
-    return _sequential_launch(launch_config(d_state, dim, 1), batch, k_dirs, dim)
+    (one B / C group per direction) run the sequential kernels, with or without a
+    backward."""
+    return _sequential_launch(launch_config(d_state, dim, 1), batch, k_dirs, dim, needs_grad)
+
+
+def sequence_segments(cfg: LaunchConfig, programs: int, length: int) -> Tuple[int, int]:
+    """(tokens per segment, segments per sequence) of a sequential forward of ``programs``
+    programs over ``length`` tokens: enough segments, of a multiple of ``seq_chunk``
+    tokens, for ``seq_fwd_programs`` programs."""
+    if not cfg.seq_fwd_programs or programs >= cfg.seq_fwd_programs:
+        return length, 1
+    wanted = min(triton.cdiv(cfg.seq_fwd_programs, programs),
+                 triton.cdiv(length, cfg.seq_chunk))
+    seg_len = triton.cdiv(triton.cdiv(length, wanted), cfg.seq_chunk) * cfg.seq_chunk
+    return seg_len, triton.cdiv(length, seg_len)
 
 
 def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, save_states,
                         cfg, hs):
     """y (B, Dm, L) of :func:`_scan_fwd_seq_kernel` in x's dtype and strides; fills ``hs``
-    (the chunk-start states) when ``save_states``."""
+    (the chunk-start states) when ``save_states``. On a small grid a first launch writes the
+    segment summaries and a second the output."""
     batch, dm, length = x.shape
     k_dirs = delta.shape[1]
     groups = Bm.shape[1] // k_dirs
     d_state = A.shape[1]
-    block = 32 * cfg.seq_warps
+    block = cfg.seq_fwd_block
     y = torch.zeros_like(x, dtype=torch.float32) if k_dirs > 1 else torch.empty_like(
         x, dtype=torch.float32)
     at = A.t().contiguous()  # (N, K * Dm): see the kernel's docstring
-    grid = (triton.cdiv(dm, block), batch, k_dirs)
-    _scan_fwd_seq_kernel[grid](
-        x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
-        y, hs, *x.stride(), *delta.stride(), at.stride(0), dm, *Bm.stride(), *Cm.stride(),
-        *y.stride(), dm, length, height, width, d_state, dm // groups, groups, k_dirs,
-        triton.cdiv(length, cfg.seq_chunk),
-        HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
-        ATOMIC=k_dirs > 1, SAVE_STATES=save_states,
-        MASKED=dm % block != 0 or d_state != cfg.padded_states, NP=cfg.padded_states,
-        BD=block, T=cfg.seq_chunk, num_warps=cfg.seq_warps)
+    blocks = triton.cdiv(dm, block)
+    seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length)
+    f32 = dict(device=x.device, dtype=torch.float32)
+    sum_h, sum_dt = y, y  # placeholders for one segment
+    if segments > 1:
+        sum_h = torch.empty((batch, k_dirs, segments - 1, cfg.padded_states, dm), **f32)
+        sum_dt = torch.empty((batch, k_dirs, segments - 1, dm), **f32)
+    args = (x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
+            y, hs, sum_h, sum_dt, *x.stride(), *delta.stride(), at.stride(0), dm,
+            *Bm.stride(), *Cm.stride(), *y.stride(), dm, length, height, width, d_state,
+            dm // groups, groups, k_dirs, triton.cdiv(length, cfg.seq_chunk), seg_len,
+            segments - 1)
+    meta = dict(HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
+                ATOMIC=k_dirs > 1, SAVE_STATES=save_states,
+                MASKED=dm % block != 0 or d_state != cfg.padded_states,
+                NP=cfg.padded_states, BD=block, T=cfg.seq_chunk, num_warps=1)
+    if segments > 1:
+        _scan_fwd_seq_kernel[(blocks, batch * (segments - 1), k_dirs)](
+            *args, SUMMARY=True, **meta)
+    _scan_fwd_seq_kernel[(blocks, batch * segments, k_dirs)](*args, SUMMARY=False, **meta)
     return y.to(x.dtype)
 
 
@@ -627,8 +735,8 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
         hs, grad_y, scratch, dx, ddelta, dAt, dB, dC if need_dc else dB,
         dD if Ds is not None else dAt, dbias if bias is not None else dAt,
         *x.stride(), *delta.stride(), at.stride(0), block, dm, *Bm.stride(), *Cm.stride(),
-        *grad_y.stride(), *dx.stride(), dm, length, height, width, d_state, dm // groups,
-        groups, k_dirs, triton.cdiv(length, chunk),
+        *grad_y.stride(), *dx.stride(), *ddelta.stride(), dm, length, height, width, d_state,
+        dm // groups, groups, k_dirs, triton.cdiv(length, chunk),
         HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
         ATOMIC=k_dirs > 1, NEED_DC=need_dc,
         MASKED=dm % block != 0 or d_state != cfg.padded_states, NP=cfg.padded_states,
@@ -659,9 +767,10 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
     batch, dm, length, k_dirs, groups, d_state, cfg, chunk, n_chunks = _shapes(
         x, delta, A, Bm, save_states)
     atomic = k_dirs > 1
-    hs = torch.empty(_states_shape(x, delta, A, Bm, save_states), device=x.device,
+    sequential = _forward_is_sequential(x, delta, A, Bm, store_last, save_states)
+    hs = torch.empty(_states_shape(x, delta, A, Bm, save_states, sequential), device=x.device,
                      dtype=torch.float32)
-    if _sequential(x, delta, cfg, dm // groups, store_last):
+    if sequential:
         y = _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width,
                                 save_states, cfg, hs)
         return y, x.new_empty((0, ), dtype=torch.float32), hs
@@ -683,25 +792,26 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
 
 @scan_forward.register_fake
 def _(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, store_last, save_states):
-    batch, dm, _, _, groups, d_state, cfg, _, _ = _shapes(x, delta, A, Bm)
+    batch, dm, _, _, _, d_state, _, _, _ = _shapes(x, delta, A, Bm)
     f32 = dict(device=x.device, dtype=torch.float32)
-    y = torch.empty_like(x) if _sequential(x, delta, cfg, dm // groups, store_last) else \
-        x.new_empty(x.shape)
+    sequential = _forward_is_sequential(x, delta, A, Bm, store_last, save_states)
+    y = torch.empty_like(x) if sequential else x.new_empty(x.shape)
     return (y, torch.empty((batch, dm, d_state) if store_last else (0, ), **f32),
-            torch.empty(_states_shape(x, delta, A, Bm, save_states), **f32))
+            torch.empty(_states_shape(x, delta, A, Bm, save_states, sequential), **f32))
 
 
 @torch.library.custom_op('fusion_mamba::triton_scan_backward', mutates_args=())
 def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torch.Tensor,
                   Cm: torch.Tensor, Ds: Optional[torch.Tensor], bias: Optional[torch.Tensor],
                   hs: torch.Tensor, grad_y: torch.Tensor, softplus: bool, height: int,
-                  width: int, need_dc: bool) -> List[torch.Tensor]:
+                  width: int, need_dc: bool, sequential: bool) -> List[torch.Tensor]:
     """Gradients of :func:`scan_forward` (saved with ``save_states``) for grad_y (B, Dm, L):
-    dx, ddelta, dA, dB, dC, dD, dbias (dx and ddelta with x's and delta's strides from the
-    sequential kernels, else contiguous; the rest contiguous); dC (unless ``need_dc``), dD
-    and dbias (for absent Ds / bias) are empty tensors."""
+    dx, ddelta, dA, dB, dC, dD, dbias (with ``sequential``, the forward having run the
+    sequential kernels, dx and ddelta are laid out as ``torch.empty_like`` lays out x and
+    delta, else contiguous; the rest contiguous); dC (unless ``need_dc``), dD and dbias (for
+    absent Ds / bias) are empty tensors."""
     batch, dm, length, k_dirs, groups, _, cfg, chunk, n_chunks = _shapes(x, delta, A, Bm)
-    if _sequential(x, delta, cfg, dm // groups):
+    if sequential:  # the forward's kernels, whatever strides the saved tensors came back with
         return _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus,
                                     height, width, need_dc, cfg)
     x, delta, Bm, Cm = (t.contiguous() for t in (x, delta, Bm, Cm))
@@ -730,12 +840,10 @@ def scan_backward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: tor
 
 
 @scan_backward.register_fake
-def _(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width, need_dc):
+def _(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width, need_dc,
+      sequential):
     def f32(t, present=True):
         return x.new_empty(t.shape if present else (0, ), dtype=torch.float32)
-
-    batch, dm, _, _, groups, _, cfg, _, _ = _shapes(x, delta, A, Bm)
-    sequential = _sequential(x, delta, cfg, dm // groups)
 
     def like(t, keep_strides=False):  # as the kernels write them
         return torch.empty_like(t) if keep_strides else t.new_empty(t.shape)
@@ -746,11 +854,12 @@ def _(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width, need_d
 
 
 def _setup_context(ctx, inputs, output):
-    x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, _, save_states = inputs
+    x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, store_last, save_states = inputs
     if not save_states:
         return  # no gradient was wanted: the forward kept no states
     ctx.save_for_backward(x, delta, A, Bm, Cm, Ds, bias, output[2])
     ctx.meta = (softplus, height, width)
+    ctx.sequential = _forward_is_sequential(x, delta, A, Bm, store_last, save_states)
     ctx.mark_non_differentiable(output[1], output[2])
 
 
@@ -758,7 +867,7 @@ def _backward(ctx, grad_y, _grad_last, _grad_states):
     x, delta, A, Bm, Cm, Ds, bias, hs = ctx.saved_tensors
     # dC is skipped for the constant C = 1 of the states mode
     grads = scan_backward(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, *ctx.meta,
-                          ctx.needs_input_grad[4])
+                          ctx.needs_input_grad[4], ctx.sequential)
     dx, ddelta, dA, dB, dC, dD, dbias = grads
     return (dx, ddelta, dA, dB, dC if ctx.needs_input_grad[4] else None,
             dD if Ds is not None else None, dbias if bias is not None else None,
