@@ -32,6 +32,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
 
 
+@pytest.fixture
+def needs_cpp():
+    """Skips when the compiled CPU scan backend cannot be built here."""
+    from fusion_mamba.ops.selective_scan import cpp_backend
+    reason = cpp_backend.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f'the cpp backend cannot be built here: {reason}')
+
+
 @pytest.fixture(scope='session')
 def llvip_mini():
     """Path of the real LLVIP sample (official layout); skips when it is absent."""

@@ -3,6 +3,7 @@ operations, channel swap, cross terms, ablation switches, errors."""
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from fusion_mamba.models.fusion.fusion_mamba_block import DSSF, FusionMambaBlock, channel_swap
 from fusion_mamba.models.fusion.simple_fusion import AddFusion, ConcatConvFusion
@@ -238,17 +239,73 @@ def test_shared_weights_treat_modalities_symmetrically():
     torch.testing.assert_close(i_ab, r_ba)
 
 
-def test_gradient_checkpointing_matches():
+class OpNames(TorchDispatchMode):
+    """The names of the operators dispatched inside the context."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.name())
+        return func(*args, **(kwargs or {}))
+
+
+def activation_mib_after_forward(block, inputs):
+    """Activation memory autograd holds at the end of ``block``'s forward (torch's
+    MemTracker, checkpointed modules included), and the output."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+    tracker = MemTracker()
+    tracker.track_external(block)
+    with tracker:
+        out = block(*inputs)[0]
+        current = tracker.get_tracker_snapshot('current')[inputs[0].device]
+    return {k.value: v for k, v in current.items() if hasattr(k, 'value')}['Activation'], out
+
+
+@pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.cuda)])
+@pytest.mark.parametrize('with_cp', [True, 'selective'])
+def test_gradient_checkpointing_matches(with_cp, device, request):
+    """Checkpointed blocks give the plain block's gradients and hold less memory after the
+    forward. ``True`` runs every scan's forward again during the backward and keeps the
+    least; ``'selective'`` keeps the scans' outputs and runs none of them again (the cpp
+    scan operator on CPU, the Triton one on CUDA)."""
+    if device == 'cpu':
+        request.getfixturevalue('needs_cpp')
+    backend, op = ('cpp', 'cpu_scan') if device == 'cpu' else ('triton', 'triton_scan')
     torch.manual_seed(0)
-    block = FusionMambaBlock(8, num_dssf=2, ssm_cfg=SSM)
-    x = (torch.randn(1, 8, 4, 6, requires_grad=True), torch.randn(1, 8, 4, 6))
-    block(*x)[0].sum().backward()
-    grads = [p.grad.clone() for p in block.parameters()]
-    block.zero_grad()
-    block.with_cp = True
-    block(*x)[0].sum().backward()
-    for g, p in zip(grads, block.parameters()):
-        torch.testing.assert_close(p.grad, g)
+    block = FusionMambaBlock(8, num_dssf=2, ssm_cfg=dict(SSM, backend=backend)).to(device)
+    block.train()
+    x = (torch.randn(2, 8, 12, 10, device=device, requires_grad=True),
+         torch.randn(2, 8, 12, 10, device=device))
+    scans = 2 * (1 + 2)  # SS2Ds: one VSS and two DSSF branches per modality
+    held = {}
+    for mode in (False, with_cp) if with_cp is True else (False, True, with_cp):
+        block.with_cp = mode
+        block.zero_grad()
+        held[mode], out = activation_mib_after_forward(block, x)
+        with OpNames() as backward:
+            out.sum().backward()
+        if mode is False:
+            grads = [p.grad.clone() for p in block.parameters()]
+            x_grad, x[0].grad = x[0].grad, None
+            continue
+        for g, p in zip(grads, block.parameters()):
+            torch.testing.assert_close(p.grad, g)
+        torch.testing.assert_close(x[0].grad, x_grad)
+        x[0].grad = None
+        assert backward.names.count(f'fusion_mamba::{op}_backward') == scans
+        rerun = backward.names.count(f'fusion_mamba::{op}_forward')
+        assert rerun == (scans if mode is True else 0), backward.names
+    assert held[True] < held[False]
+    if with_cp == 'selective':
+        assert held[True] < held['selective'] < held[False]
+
+
+def test_with_cp_must_be_a_mode():
+    with pytest.raises(ValueError, match='FusionMambaBlock at P3: with_cp must be False, True '
+                                         "or \"selective\", got 'yes'"):
+        FusionMambaBlock(8, stage_name='P3', num_dssf=1, ssm_cfg=SSM, with_cp='yes')
 
 
 def test_simple_fusions():

@@ -269,14 +269,17 @@ def test_cmsa_block_scans_ir_tokens_first():
     assert torch.count_nonzero(g_i[1, :, rows]) == 0 and g_i[0, :, rows].abs().sum() > 0
 
 
-def test_cmsa_gradient_checkpointing_matches():
-    torch.manual_seed(0)
-    fusion = CMSAFusion(4, num_blocks=2, d_state=2, backend='torch')
+@pytest.mark.parametrize('with_cp', [True, 'selective'])
+@pytest.mark.parametrize('backend', ['torch', 'cpp'])
+def test_cmsa_gradient_checkpointing_matches(backend, with_cp, request):
+    if backend == 'cpp':
+        torch.manual_seed(0)
+    fusion = CMSAFusion(4, num_blocks=2, d_state=2, backend=backend)
     x = (torch.randn(1, 4, 3, 3, requires_grad=True), torch.randn(1, 4, 3, 3))
     fusion(*x)[0].sum().backward()
     grads = [p.grad.clone() for p in fusion.parameters()]
     fusion.zero_grad()
-    fusion.with_cp = True
+    fusion.with_cp = with_cp
     fusion(*x)[0].sum().backward()
     for g, p in zip(grads, fusion.parameters()):
         torch.testing.assert_close(p.grad, g)

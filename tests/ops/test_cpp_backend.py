@@ -22,13 +22,6 @@ LONG_SHAPE = (1, 2, 16, 4099, None)  # run once, to keep the per-token reference
 
 
 @pytest.fixture
-def needs_cpp():
-    reason = cpp_backend.unavailable_reason()
-    if reason is not None:
-        pytest.skip(f'the cpp backend cannot be built here: {reason}')
-
-
-@pytest.fixture
 def forget_build():
     """Let a test break the build: the remembered outcome is dropped before and after it."""
     cpp_backend._load.cache_clear()

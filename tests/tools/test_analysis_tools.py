@@ -188,8 +188,8 @@ def test_benchmark_train_on_cpu(tiny):
         launches[1].write_text(json.dumps({'16': {'seq_fwd_programs': 1024}}))
     stdout = run_python('tools/analysis_tools/benchmark_train.py', tiny['config'],
                         '--batch-size', 2, '--num-iters', 2, '--warmup', 1, '--shape', 96, 128,
-                        '--device', 'cpu', '--profile', 1, '--saved-memory', '--out', out_json,
-                        *launches)
+                        '--device', 'cpu', '--profile', 1, '--saved-memory', '--tensor-memory',
+                        '--out', out_json, *launches)
     if launches:
         assert f"Triton launches from {launches[1]}: {{16: {{'seq_fwd_programs': 1024}}}}" \
             in stdout
@@ -203,6 +203,12 @@ def test_benchmark_train_on_cpu(tiny):
     result = json.loads(out_json.read_text())['result']
     assert result['step_mean_s'] == pytest.approx(float(mean), abs=1e-4)
     assert all(map(math.isfinite, (result['first_loss'], result['last_loss'])))
+    # --tensor-memory: the kinds at the step's peak add up to its total, weights and
+    # activations among them; the same numbers are printed
+    peak = result['tensor_memory_mib']
+    assert peak['Parameter'] > 0 and peak['Activation'] > 0
+    assert sum(v for k, v in peak.items() if k != 'Total') == pytest.approx(peak['Total'])
+    assert f"| Total | {peak['Total']:.1f} |" in stdout
 
 
 def expected_scan_flops(num_dssf: int, size: int = 128) -> int:

@@ -2,16 +2,17 @@
 
     python tools/analysis_tools/benchmark_train.py CONFIG [--batch-size 8] [--amp]
         [--amp-dtype bf16|fp16] [--device cuda|cpu] [--num-iters 30] [--warmup 10]
-        [--shape H W] [--profile N] [--saved-memory] [--launch-config JSON]
-        [--out results.json] [--cfg-options key=value ...]
+        [--shape H W] [--profile N] [--saved-memory] [--tensor-memory]
+        [--launch-config JSON] [--out results.json] [--cfg-options key=value ...]
 
 Each step is ``model.train_step`` with the config's optimizer wrapper (``AmpOptimWrapper``
 with ``--amp`` on CUDA, as ``tools/train.py --amp`` builds it; on CPU, where mmengine's
 wrapper is not available, the plain wrapper under ``torch.autocast``): the data
 preprocessor (normalisation, padding), forward with the loss (label assignment included),
-backward, gradient clipping and the optimizer update. Data loading is excluded: ``POOL_BATCHES`` batches of random uint8
-pairs of ``--shape`` with random boxes (``BOXES_PER_IMAGE`` per image, random classes) are
-made and put on the device before timing, then cycled. The device is synchronised around
+backward, gradient clipping and the optimizer update. Data loading is excluded:
+``POOL_BATCHES`` batches of random uint8 pairs of ``--shape`` with random boxes
+(``BOXES_PER_IMAGE`` per image, random classes) are made and put on the device before
+timing, then cycled. The device is synchronised around
 every timed step; peak memory is ``torch.cuda.max_memory_allocated`` over the timed steps
 (weights, gradients and optimizer state included). With a loss scaler (fp16) the steps it
 skipped for overflowing gradients are counted and printed with its final scale.
@@ -20,7 +21,11 @@ skipped for overflowing gradients are counted and printed with its final scale.
 goes (forward, backward and update together, per kernel group and per kernel).
 ``--saved-memory`` runs one more step and prints the activations autograd keeps for the
 backward pass, by module class and by module path (gradient-checkpointed modules count
-only what checkpointing keeps). ``--launch-config``: as in ``benchmark_detector.py``.
+only what checkpointing keeps: a module's inputs, not what selective checkpointing caches).
+``--tensor-memory`` runs one more step under torch's ``MemTracker`` and prints the tensor
+memory at the step's peak by kind (parameters, gradients, activations, temporaries,
+optimizer state), on CPU as well, checkpointing of every kind included; it is also in the
+JSON. ``--launch-config``: as in ``benchmark_detector.py``.
 """
 import argparse
 import itertools
@@ -61,6 +66,8 @@ def parse_args(argv=None):
                         '2048}}')
     parser.add_argument('--saved-memory', action='store_true',
                         help='print the activations saved for backward, by module')
+    parser.add_argument('--tensor-memory', action='store_true',
+                        help="print the tensor memory at a step's peak by kind (any device)")
     parser.add_argument('--out', help='also write the results to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
@@ -231,6 +238,12 @@ def main(argv=None):
         with SavedActivationCounter(model) as counter:
             step(batches[0])
         diagnostics.append(counter.summary())
+    if args.tensor_memory:
+        from fusion_mamba.utils.profiling import tensor_memory, tensor_memory_summary
+        result['tensor_memory_mib'] = tensor_memory(step, batches[0], model,
+                                                    optim_wrapper.optimizer)
+        diagnostics.append(tensor_memory_summary('one training step',
+                                                 result['tensor_memory_mib']))
     if diagnostics:
         print('\n\n'.join(diagnostics))
     if args.out:

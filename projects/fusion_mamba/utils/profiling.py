@@ -153,3 +153,30 @@ class SavedActivationCounter:
             for key, nbytes in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
                 lines.append(f'| {key} | {nbytes / 2**20:.0f} | {100 * nbytes / total:.1f}% |')
         return '\n'.join(lines)
+
+
+def tensor_memory(step: Callable[[object], object], batch, model: nn.Module,
+                  optimizer: Optional[torch.optim.Optimizer] = None) -> Dict[str, float]:
+    """Peak tensor memory (MiB) of one ``step(batch)`` by what the tensors are, tracked by
+    torch's ``MemTracker`` (``torch.distributed._tools``) on any device, CPU included:
+    parameters, buffers, gradients, activations (what autograd keeps for the backward,
+    also inside checkpointed modules), temporaries, optimizer state, other, and the total;
+    the caching allocator's reserve on CUDA is not counted. Taken at the step's peak total,
+    so the categories add up to it."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+    tracker = MemTracker()
+    tracker.track_external(model, *([optimizer] if optimizer is not None else []))
+    with tracker:
+        step(batch)
+    peaks = tracker.get_tracker_snapshot('peak')
+    device = next(model.parameters()).device
+    return {getattr(kind, 'value', kind): nbytes / 2**20
+            for kind, nbytes in peaks.get(device, {}).items()}
+
+
+def tensor_memory_summary(name: str, peaks: Dict[str, float]) -> str:
+    """Printable table of :func:`tensor_memory`'s result."""
+    lines = [f'tensor memory of {name} at its peak (MiB, torch MemTracker)',
+             '| kind | MiB |', '|---|---:|']
+    lines += [f'| {kind} | {mib:.1f} |' for kind, mib in peaks.items()]
+    return '\n'.join(lines)

@@ -9,13 +9,13 @@ from typing import Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
 from fusion_mamba.ops import cross_modal_ss2d_scan
+from ..layers.checkpointing import check_with_cp, run_checkpointed
 from ..layers.selective_scan_module import SelectiveScanModule
 from ..layers.ss2d import NUM_DIRECTIONS
 
@@ -150,7 +150,9 @@ class CMSAFusion(BaseModule):
         dt_rank (int | str): Rank of the dt projections; ``'auto'`` is ceil(C / 16).
         backend (str): Scan backend.
         norm_cfg (dict): Norm over channels-last features.
-        with_cp (bool): Gradient checkpointing of each block (saves memory).
+        with_cp (bool | str): Gradient checkpointing of each block: ``True`` recomputes
+            everything, ``'selective'`` everything but the scans (see
+            :mod:`fusion_mamba.models.layers.checkpointing`).
 
     Forward: ``(f_rgb, f_ir)`` (B, C, H, W) each -> ``(rgb + ir, rgb, ir)``.
     """
@@ -165,7 +167,7 @@ class CMSAFusion(BaseModule):
                  dt_rank: Union[int, str] = 'auto',
                  backend: str = 'auto',
                  norm_cfg: ConfigType = dict(type='LN', eps=1e-6),
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: OptMultiConfig = None):
         super().__init__(init_cfg=init_cfg)
         where = f' at {stage_name}' if stage_name else ''
@@ -180,7 +182,7 @@ class CMSAFusion(BaseModule):
             raise ValueError(f'CMSAFusion{where}: d_conv must be a positive odd kernel size, '
                              f'got {d_conv}')
         self.in_channels = in_channels
-        self.with_cp = with_cp
+        self.with_cp = check_with_cp(with_cp, f'CMSAFusion{where}')
         scan_cfg = dict(d_state=d_state, dt_rank=dt_rank, backend=backend)
         self.blocks = nn.ModuleList(
             CMSABlock(in_channels, ssm_ratio, d_conv, scan_cfg, norm_cfg)
@@ -191,8 +193,6 @@ class CMSAFusion(BaseModule):
         """f_rgb, f_ir: (B, C, H, W) -> (fused, rgb, ir), each (B, C, H, W)."""
         rgb, ir = f_rgb, f_ir
         for block in self.blocks:
-            if self.with_cp and self.training and (rgb.requires_grad or ir.requires_grad):
-                rgb, ir = cp.checkpoint(block, rgb, ir, use_reentrant=False)
-            else:
-                rgb, ir = block(rgb, ir)
+            rgb, ir = run_checkpointed(block, rgb, ir, with_cp=self.with_cp,
+                                       training=self.training)
         return rgb + ir, rgb, ir

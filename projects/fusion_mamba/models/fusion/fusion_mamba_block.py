@@ -4,15 +4,15 @@ Every fusion module of this package takes ``(f_rgb, f_ir)``, two (B, C, H, W) ma
 returns ``(fused, rgb_out, ir_out)``: the map for the neck and the two maps that may continue
 down their own backbone streams.
 """
-from typing import Tuple
+from typing import Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
+from ..layers.checkpointing import check_with_cp, run_checkpointed
 from ..layers.state_space_branch import ChannelsLastMLP, GatedStateSpaceBranch
 from ..layers.vss_block import VSSBlock
 
@@ -122,7 +122,9 @@ class FusionMambaBlock(BaseModule):
         ssm_ratio (float): Inner width of the state-space branch relative to C.
         d_conv (int): Depthwise conv kernel size before the scan.
         mlp_ratio (float): MLP after each VSS / DSSF update (0: none, as in the paper).
-        with_cp (bool): Gradient checkpointing of each VSS / DSSF module (saves memory).
+        with_cp (bool | str): Gradient checkpointing of each VSS / DSSF module: ``True``
+            recomputes everything, ``'selective'`` everything but the scans (see
+            :mod:`fusion_mamba.models.layers.checkpointing`).
     """
 
     def __init__(self,
@@ -138,7 +140,7 @@ class FusionMambaBlock(BaseModule):
                  d_conv: int = 3,
                  mlp_ratio: float = 0.0,
                  norm_cfg: ConfigType = dict(type='LN', eps=1e-6),
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: OptMultiConfig = None):
         super().__init__(init_cfg=init_cfg)
         where = f' at {stage_name}' if stage_name else ''
@@ -151,7 +153,7 @@ class FusionMambaBlock(BaseModule):
             raise ValueError(f'FusionMambaBlock{where}: num_dssf must be >= 0, got {num_dssf}')
         self.in_channels = in_channels
         self.use_sscs = use_sscs
-        self.with_cp = with_cp
+        self.with_cp = check_with_cp(with_cp, f'FusionMambaBlock{where}')
         common = dict(ssm_cfg=ssm_cfg, ssm_ratio=ssm_ratio, d_conv=d_conv,
                       mlp_ratio=mlp_ratio, norm_cfg=norm_cfg)
         if use_sscs:
@@ -162,9 +164,7 @@ class FusionMambaBlock(BaseModule):
                  share_weights=share_weights, **common) for _ in range(num_dssf))
 
     def _run(self, module: nn.Module, *args):
-        if self.with_cp and self.training and any(a.requires_grad for a in args):
-            return cp.checkpoint(module, *args, use_reentrant=False)
-        return module(*args)
+        return run_checkpointed(module, *args, with_cp=self.with_cp, training=self.training)
 
     def forward(self, f_rgb: torch.Tensor,
                 f_ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

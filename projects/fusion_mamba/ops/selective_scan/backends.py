@@ -18,6 +18,9 @@ import os
 import torch
 
 BACKENDS = ('reference', 'torch', 'triton', 'mamba_ssm', 'cpp', 'parallel')
+# the backends' fused scans as torch operators (``torch.ops.fusion_mamba.*``): what
+# selective activation checkpointing keeps instead of running again
+SCAN_FORWARD_OPS = ('fusion_mamba::triton_scan_forward', 'fusion_mamba::cpu_scan_forward')
 _MODULES = dict(reference='reference', torch='torch_chunked', triton='triton_kernels',
                 mamba_ssm='mamba_ssm_backend', cpp='cpp_backend', parallel='parallel')
 
