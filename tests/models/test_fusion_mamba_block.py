@@ -3,7 +3,7 @@ operations, channel swap, cross terms, ablation switches, errors."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
+from dispatch_testing import OpNames
 
 from fusion_mamba.models.fusion.fusion_mamba_block import DSSF, FusionMambaBlock, channel_swap
 from fusion_mamba.models.fusion.simple_fusion import AddFusion, ConcatConvFusion
@@ -237,18 +237,6 @@ def test_shared_weights_treat_modalities_symmetrically():
     _, r_ba, i_ba = block(b, a)
     torch.testing.assert_close(r_ab, i_ba)
     torch.testing.assert_close(i_ab, r_ba)
-
-
-class OpNames(TorchDispatchMode):
-    """The names of the operators dispatched inside the context."""
-
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.name())
-        return func(*args, **(kwargs or {}))
 
 
 def activation_mib_after_forward(block, inputs):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from dispatch_testing import OpNames
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
@@ -272,17 +273,27 @@ def test_cmsa_block_scans_ir_tokens_first():
 @pytest.mark.parametrize('with_cp', [True, 'selective'])
 @pytest.mark.parametrize('backend', ['torch', 'cpp'])
 def test_cmsa_gradient_checkpointing_matches(backend, with_cp, request):
+    """Checkpointed CMSA blocks give the plain blocks' gradients; with the cpp scan operator
+    the backward runs each block's scan again with ``True`` and never with ``'selective'``
+    (the ``torch`` backend's scan is plain tensor operations, recomputed in both modes)."""
     if backend == 'cpp':
-        torch.manual_seed(0)
-    fusion = CMSAFusion(4, num_blocks=2, d_state=2, backend=backend)
+        request.getfixturevalue('needs_cpp')
+    torch.manual_seed(0)
+    fusion = CMSAFusion(4, num_blocks=2, d_state=2, backend=backend).train()
     x = (torch.randn(1, 4, 3, 3, requires_grad=True), torch.randn(1, 4, 3, 3))
     fusion(*x)[0].sum().backward()
     grads = [p.grad.clone() for p in fusion.parameters()]
     fusion.zero_grad()
     fusion.with_cp = with_cp
-    fusion(*x)[0].sum().backward()
+    out = fusion(*x)[0].sum()
+    with OpNames() as backward:
+        out.backward()
     for g, p in zip(grads, fusion.parameters()):
         torch.testing.assert_close(p.grad, g)
+    if backend == 'cpp':
+        assert backward.names.count('fusion_mamba::cpu_scan_backward') == 2
+        rerun = backward.names.count('fusion_mamba::cpu_scan_forward')
+        assert rerun == (2 if with_cp is True else 0), backward.names
 
 
 @pytest.mark.parametrize('kwargs, match', [

@@ -33,8 +33,8 @@ def check_states():
     assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
 
 
-def check_ss2d(dim, d_state, height, width, channels_last=False):
-    inputs = ss2d_inputs(1, dim, d_state, height, width)
+def check_ss2d(dim, d_state, height, width, channels_last=False, batch=1):
+    inputs = ss2d_inputs(batch, dim, d_state, height, width)
     if channels_last:  # the sequential forward (for d_state >= 8)
         inputs = channels_last_ss2d(inputs)
     ours = ss2d_selective_scan(**inputs, backend='triton')
@@ -51,7 +51,8 @@ def check_ss2d(dim, d_state, height, width, channels_last=False):
 def check_ss2d_unusual_layouts():
     # channels-last inputs the SS2D module does not make, through the sequential kernels:
     # C in another layout than B, delta shared by the directions (stride 0 over K), and saved
-    # tensors that come back contiguous (a saved-tensor hook)
+    # tensors that come back channel-major (a saved-tensor hook: the backward must still run
+    # the sequential kernels, whose saved states it gets)
     inputs = channels_last_ss2d(ss2d_inputs(1, 2, 16, 3, 4))
     inputs['C'] = inputs['C'].detach().contiguous().requires_grad_()
     ref_inputs = detached_copy(inputs)
@@ -60,7 +61,7 @@ def check_ss2d_unusual_layouts():
     ours = ss2d_selective_scan(**inputs, backend='triton')
     assert_close(ours, ref, torch.float32)
     assert_grads_close(grads_of(ours, inputs), ref_grads, torch.float32)
-    with torch.autograd.graph.save_on_cpu():
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t.contiguous(), lambda t: t):
         ours = ss2d_selective_scan(**inputs, backend='triton')
     assert_grads_close(grads_of(ours, inputs), ref_grads, torch.float32)
     shared = inputs['delta'].detach()[:, :1].clone().requires_grad_()
@@ -75,20 +76,22 @@ def check_ss2d_unusual_layouts():
 
 
 def check_last_state_channels_last():
-    # a 1D scan of a channels-last x returning its last state runs the chunked kernels (and
-    # their state buffer)
+    # the operator given a channels-last x and asked for the last state runs the chunked
+    # kernels (and their state buffer): output, last state and gradients of the reference
     full = scan_inputs(1, 32, 16, 40, extras=False)
     inputs = {k: full[k] for k in ('u', 'delta', 'A', 'B', 'C')}
-    inputs['u'] = inputs['u'].detach().transpose(1, 2).contiguous().transpose(1, 2)
-    inputs['u'].requires_grad_()
-    (ours, last) = selective_scan(**inputs, delta_softplus=True, return_last_state=True,
-                                  backend='triton')
     ref_inputs = detached_copy(inputs)
     ref, ref_last = selective_scan(**ref_inputs, delta_softplus=True, return_last_state=True,
                                    backend='reference')
+    u = inputs['u'].detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()
+    assert u.stride(1) == 1
+    ours, last, _ = torch.ops.fusion_mamba.triton_scan_forward(
+        u, inputs['delta'].unsqueeze(1), inputs['A'], inputs['B'].unsqueeze(1),
+        inputs['C'].unsqueeze(1), None, None, True, 1, 40, True, True)
     assert_close(ours, ref, torch.float32)
     assert_close(last, ref_last, torch.float32)
-    assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
+    ours_inputs = dict(inputs, u=u)
+    assert_grads_close(grads_of(ours, ours_inputs), grads_of(ref, ref_inputs), torch.float32)
 
 
 def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq=(0, 32, 8, 0)):
@@ -117,13 +120,17 @@ for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
     check_ss2d(2, 16, 5, 3)
     check_ss2d(2, 16, 5, 3, channels_last=True)
 check_ss2d(40, 12, 3, 4, channels_last=True)  # two channel blocks, the second and states masked
-# the segmented launch above cut check_ss2d(2, 16, 5, 3)'s 15 tokens (4 programs) into 4 segments
-assert triton_kernels.sequence_segments(
-    with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64))(16, 2, 15), 4, 15) == (4, 4)
+# the segmented launch above cut check_ss2d(2, 16, 5, 3)'s 15 tokens (4 programs) into 4
+# segments; at batch 3 (12 programs) into 4 segments again, each batch its own
+segmented = with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64))
+assert triton_kernels.sequence_segments(segmented(16, 2, 15), 4, 15) == (4, 4)
+assert triton_kernels.sequence_segments(segmented(16, 2, 15), 12, 15) == (4, 4)
+triton_kernels.launch_config = segmented
+check_ss2d(2, 16, 5, 3, channels_last=True, batch=3)
+triton_kernels.launch_config = triton_kernels.default_config
 check_ss2d_unusual_layouts()
 check_last_state_channels_last()
 # the custom operator's schema, fake kernel and autograd registration
-triton_kernels.launch_config = triton_kernels.default_config
 for d_state, layout in ((4, detached_copy), (16, channels_last_ss2d)):
     inputs = layout(ss2d_inputs(1, 2, d_state, 3, 5))
     b, d, h, w = inputs['x'].shape

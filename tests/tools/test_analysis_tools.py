@@ -418,6 +418,11 @@ def test_benchmark_scan_reads_tuned_launches(tmp_path, monkeypatch):
     table.write_text(json.dumps({'16': {'seq_warps': 2}}))
     with pytest.raises(ValueError, match=r"best.json: unknown launch fields \['seq_warps'\]"):
         kernels.use_launch_table(table)
+    # a whole launch written before seq_warps became seq_fwd_block (11 fields, seq_warps 1)
+    old = list(kernels.default_config(16, 512, 6400))[:8] + [1, 32, 16]
+    table.write_text(json.dumps({'16': old}))
+    with pytest.raises(ValueError, match='best.json: seq_fwd_block must be one of'):
+        kernels.use_launch_table(table)
 
 
 def test_tune_scan_sequential_candidates():

@@ -24,8 +24,9 @@ backward pass, by module class and by module path (gradient-checkpointed modules
 only what checkpointing keeps: a module's inputs, not what selective checkpointing caches).
 ``--tensor-memory`` runs one more step under torch's ``MemTracker`` and prints the tensor
 memory at the step's peak by kind (parameters, gradients, activations, temporaries,
-optimizer state), on CPU as well, checkpointing of every kind included; it is also in the
-JSON. ``--launch-config``: as in ``benchmark_detector.py``.
+optimizer state), on CPU as well, checkpointing of every kind included (not the buffers an
+operator allocates and frees inside itself); it is also in the JSON. ``--launch-config``:
+as in ``benchmark_detector.py``.
 """
 import argparse
 import itertools

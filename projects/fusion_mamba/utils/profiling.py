@@ -161,8 +161,10 @@ def tensor_memory(step: Callable[[object], object], batch, model: nn.Module,
     torch's ``MemTracker`` (``torch.distributed._tools``) on any device, CPU included:
     parameters, buffers, gradients, activations (what autograd keeps for the backward,
     also inside checkpointed modules), temporaries, optimizer state, other, and the total;
-    the caching allocator's reserve on CUDA is not counted. Taken at the step's peak total,
-    so the categories add up to it."""
+    the caching allocator's reserve on CUDA is not counted, nor are buffers an operator
+    allocates and frees inside itself (the tracker sees operators' inputs and outputs: a
+    fused scan's working copies are missing). Taken at the step's peak total, so the
+    categories add up to it."""
     from torch.distributed._tools.mem_tracker import MemTracker
     tracker = MemTracker()
     tracker.track_external(model, *([optimizer] if optimizer is not None else []))

@@ -57,7 +57,7 @@ class GatedStateSpaceBranch(nn.Module):
         u, z = self.in_proj(n).chunk(2, dim=-1)
         prefers = getattr(self.ssm, 'prefers_channels_last', None)
         needs_grad = torch.is_grad_enabled() and (
-            u.requires_grad or any(p.requires_grad for p in self.ssm.parameters()))
+            x.requires_grad or any(p.requires_grad for p in self.parameters()))
         channels_last = prefers is not None and prefers(x.shape[0], x.device, needs_grad)
         u = u.permute(0, 3, 1, 2).contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format)

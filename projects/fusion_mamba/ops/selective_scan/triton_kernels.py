@@ -494,7 +494,8 @@ class LaunchConfig(NamedTuple):
     channels of a one-warp forward program (0: the sequential kernels are never used), the
     tokens between saved states, the channels of a one-warp backward program, and the
     number of forward programs below which the forward cuts each sequence into segments
-    (sequence parallelism; 0: never)."""
+    (sequence parallelism; 0: never; it applies to forwards that save states for a
+    backward as well)."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -567,6 +568,7 @@ SEQ_MIN_PROGRAMS = 256
 
 # Tuning tools replace this to time other launches (tools/analysis_tools/tune_scan.py).
 launch_config = default_config
+SEQ_FWD_BLOCKS = (0, 8, 16, 32)  # channels of a one-warp sequential forward program (0: off)
 
 
 def use_launch_table(path) -> dict:
@@ -583,15 +585,21 @@ def use_launch_table(path) -> dict:
     if unknown:
         raise ValueError(f'{path}: unknown launch fields {unknown}; the fields are '
                          f'{LaunchConfig._fields}')
-    table = {int(d): fields for d, fields in table.items()}
+    table = {int(d): fields if isinstance(fields, dict) else LaunchConfig(*fields)
+             for d, fields in table.items()}
+    for fields in table.values():
+        block = fields.get('seq_fwd_block', 0) if isinstance(fields, dict) \
+            else fields.seq_fwd_block
+        if block not in SEQ_FWD_BLOCKS:
+            raise ValueError(f'{path}: seq_fwd_block must be one of {SEQ_FWD_BLOCKS}, got '
+                             f'{block} (a table from before seq_warps became seq_fwd_block? '
+                             'run tune_scan.py again)')
 
     def configured(d_state, per_block, length):
         fields = table.get(d_state)
         if isinstance(fields, dict):
             return default_config(d_state, per_block, length)._replace(**fields)
-        if fields is not None:
-            return LaunchConfig(*fields)
-        return default_config(d_state, per_block, length)
+        return fields or default_config(d_state, per_block, length)
 
     launch_config = configured
     return table
