@@ -450,3 +450,26 @@ def test_tune_scan_sequential_candidates():
                           seq_bwd_block=default.seq_bwd_block) == default for _, c in pairs)
     with pytest.raises(SystemExit, match='d_state 1'):
         list(tune_scan.sequential_candidates(1))
+
+
+def test_tune_scan_times_the_layout_the_module_would_use():
+    """``tune_scan.py --sequential`` times each candidate on the layout SS2D would hand the
+    scan under it: channels-last where the sequential kernels run, else channel-major (at
+    batch 1 only a segmented forward runs them; the backward needs batch >= 4 at P3)."""
+    pytest.importorskip('triton')
+    tune_scan = load_module('tools/analysis_tools/tune_scan.py')
+    from fusion_mamba.ops.selective_scan import triton_kernels as kernels
+    by_layout = {True: ['P3 last', 'P4 last', 'P5 last'],
+                 False: ['P3 major', 'P4 major', 'P5 major']}
+    default = kernels.default_config(16, 512, 6400)
+    segmented = default._replace(seq_fwd_programs=2048)
+
+    def layouts(config, batch, backward):
+        levels = tune_scan.module_layouts(config, by_layout, 16, batch, backward)
+        return [level.split()[1] for level in levels]
+
+    assert layouts(default, 1, False) == ['major'] * 3
+    assert layouts(segmented, 1, False) == ['last'] * 3
+    assert layouts(segmented, 1, True) == ['major'] * 3
+    assert layouts(default, 2, True) == ['major', 'last', 'last']  # P4 / P5: 1024 channels
+    assert layouts(default, 16, True) == layouts(default, 16, False) == ['last'] * 3

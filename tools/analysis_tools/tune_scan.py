@@ -16,7 +16,10 @@ timing and the winner, and with ``--out`` writes the winners as JSON that
 ``--sequential`` tunes the sequential kernels instead (channels-last inputs, batch 16 by
 default; ``--batch 1`` for latency): the gradient-free forward for every (``seq_fwd_block``,
 ``seq_fwd_programs``) and the backward for every (``seq_chunk``, ``seq_bwd_block``), the
-other fields at their defaults.
+other fields at their defaults. Each candidate gets the layout the SS2D module would give
+the scan under it: channels-last where the sequential kernels run, channel-major where a
+small grid leaves the scan to the chunked kernels (so at batch 1 the unsegmented forward
+is timed as the model runs it, without copies).
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
@@ -176,11 +179,19 @@ def sequential_backward(batch, d_state):
                for _, dim, _, _ in LEVELS)
 
 
+def module_layouts(config, by_layout, d_state, batch, backward):
+    """Each level's (inputs, gradient) in the layout the SS2D module hands the scan under
+    ``config``: channels-last where the sequential kernels run, else channel-major (as
+    ``SS2D.prefers_channels_last`` decides). ``by_layout``: {channels_last: levels}."""
+    return [by_layout[triton_kernels.sequential_scan(batch, 4, dim, d_state, backward, config)][i]
+            for i, (_, dim, _, _) in enumerate(LEVELS)]
+
+
 def tune_sequential(d_state, args):
     """Time the sequential kernels' candidates of ``d_state``; return the best
     :class:`LaunchConfig` (the forward's best ``seq_fwd_block`` and ``seq_fwd_programs`` with
     the backward's best ``seq_chunk`` and ``seq_bwd_block``)."""
-    levels = timed_levels(d_state, args, channels_last=True)
+    by_layout = {layout: timed_levels(d_state, args, layout) for layout in (True, False)}
     print(f'd_state {d_state}, sequential kernels: ms summed over '
           f'{", ".join(level[0] for level in LEVELS)}')
     print(f'{"pass":4} {"fblock":>6} {"fprogs":>6} {"chunk":>5} {"bblock":>6} {"ms":>8}')
@@ -189,6 +200,7 @@ def tune_sequential(d_state, args):
         print(f'batch {args.batch}: the backward runs the chunked kernels; forward only')
     best = {}
     for backward, config in sequential_candidates(d_state, with_backward):
+        levels = module_layouts(config, by_layout, d_state, args.batch, backward)
         ms = time_pass(levels, config, backward, args.reps)
         print(f'{"bwd" if backward else "fwd":4} {config.seq_fwd_block:6d} '
               f'{config.seq_fwd_programs:6d} {config.seq_chunk:5d} {config.seq_bwd_block:6d} '
@@ -200,9 +212,11 @@ def tune_sequential(d_state, args):
     (forward, fwd_ms), (backward, bwd_ms) = best[False], best.get(True, (default, 0.0))
     winner = forward._replace(seq_chunk=backward.seq_chunk,
                               seq_bwd_block=backward.seq_bwd_block)
-    default_ms = time_pass(levels, default, False, args.reps)
+    default_ms = time_pass(module_layouts(default, by_layout, d_state, args.batch, False),
+                           default, False, args.reps)
     if with_backward:
-        default_ms += time_pass(levels, default, True, args.reps)
+        default_ms += time_pass(module_layouts(default, by_layout, d_state, args.batch, True),
+                                default, True, args.reps)
     print(f'best for d_state {d_state}: {winner} ({fwd_ms + bwd_ms:.3f} ms fwd + bwd); '
           f'default {default} ({default_ms:.3f} ms)', flush=True)
     return winner

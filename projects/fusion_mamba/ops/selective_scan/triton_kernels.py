@@ -663,11 +663,13 @@ def _sequential_launch(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int,
         segmented or batch * k_dirs * triton.cdiv(dim, 32) >= SEQ_MIN_PROGRAMS)
 
 
-def sequential_scan(batch: int, k_dirs: int, dim: int, d_state: int, needs_grad: bool) -> bool:
+def sequential_scan(batch: int, k_dirs: int, dim: int, d_state: int, needs_grad: bool,
+                    cfg: Optional[LaunchConfig] = None) -> bool:
     """Whether channels-last scans of ``batch`` x ``k_dirs`` sequences of ``dim`` channels
     (one B / C group per direction) run the sequential kernels, with or without a
-    backward."""
-    return _sequential_launch(launch_config(d_state, dim, 1), batch, k_dirs, dim, needs_grad)
+    backward, under the launch ``cfg`` (default: this d_state's current launch)."""
+    cfg = cfg or launch_config(d_state, dim, 1)
+    return _sequential_launch(cfg, batch, k_dirs, dim, needs_grad)
 
 
 def sequence_segments(cfg: LaunchConfig, programs: int, length: int) -> Tuple[int, int]:
