@@ -404,7 +404,8 @@ def test_benchmark_scan_reads_tuned_launches(tmp_path, monkeypatch):
     monkeypatch.setattr(kernels, 'launch_config', kernels.default_config)
     table = tmp_path / 'best.json'
     table.write_text(json.dumps({'16': [16, 8, 2, 1, 8, 4]}))
-    load_module('tools/analysis_tools/benchmark_scan.py').use_launch_configs(table)
+    from fusion_mamba.ops.selective_scan import use_launch_config
+    use_launch_config(table)
     assert kernels.launch_config(16, 512, 6400) == kernels.LaunchConfig(16, 8, 2, 1, 8, 4)
     assert kernels.launch_config(1, 512, 6400) == kernels.default_config(1, 512, 6400)
     assert kernels.default_config(16, 512, 6400) != kernels.LaunchConfig(16, 8, 2, 1, 8, 4)

@@ -59,6 +59,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 from fusion_mamba.engine import add_amp_arguments, amp_from_args
+from fusion_mamba.ops.selective_scan import add_launch_config_argument, use_launch_config
 from fusion_mamba.utils import load_tool_config
 from fusion_mamba.utils.profiling import profile_steps
 
@@ -93,10 +94,7 @@ def parse_args(argv=None):
                         help="torch.compile's backend (default inductor)")
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile N more iterations per part with torch.profiler')
-    parser.add_argument('--launch-config', metavar='JSON',
-                        help='Triton scan launches per d_state: tune_scan.py --out, or the '
-                        'fields that differ from the default, e.g. {"16": {"seq_fwd_programs": '
-                        '2048}}')
+    add_launch_config_argument(parser)
     parser.add_argument('--log-interval', type=int, default=50,
                         help='print progress every N timed iterations (default 50)')
     parser.add_argument('--out', help='also write the results to this JSON file')
@@ -263,10 +261,7 @@ def markdown_table(results: Dict[str, dict], batch_size: int) -> str:
 def main(argv=None):
     args = parse_args(argv)
     device = check_device(args.device)
-    if args.launch_config:
-        from fusion_mamba.ops.selective_scan import triton_kernels
-        table = triton_kernels.use_launch_table(args.launch_config)
-        print(f'Triton launches from {args.launch_config}: {table}')
+    use_launch_config(args.launch_config)
     cfg = load_tool_config(args.config, args.cfg_options)
     from mmdet.registry import MODELS
 

@@ -32,6 +32,7 @@ import torch
 
 from fusion_mamba.ops import (available_backends, selective_scan, selective_scan_states,
                               ss2d_selective_scan)
+from fusion_mamba.ops.selective_scan import add_launch_config_argument, use_launch_config
 
 DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 LEVELS = (('P3', 512, 80, 80), ('P4', 1024, 40, 40), ('P5', 1024, 20, 20))
@@ -61,15 +62,8 @@ def parse_args():
                         help='CPU threads (torch.set_num_threads; default: torch\'s)')
     parser.add_argument('--states', action='store_true',
                         help='on CPU, time selective_scan_states instead of selective_scan')
-    parser.add_argument('--launch-config', help='Triton launches to use instead of the '
-                        'defaults: a JSON file written by tune_scan.py --out')
+    add_launch_config_argument(parser)
     return parser.parse_args()
-
-
-def use_launch_configs(path):
-    """Make the Triton kernels launch as ``path`` (tune_scan.py's JSON) says for its d_states."""
-    from fusion_mamba.ops.selective_scan import triton_kernels
-    print(f'Triton launches from {path}: {triton_kernels.use_launch_table(path)}')
 
 
 def default_backends(device_type):
@@ -252,8 +246,7 @@ def bench_cpu(args):
 def main():
     args = parse_args()
     if torch.device(args.device).type == 'cuda':
-        if args.launch_config:
-            use_launch_configs(args.launch_config)
+        use_launch_config(args.launch_config)
         bench_cuda(args)
     else:
         bench_cpu(args)

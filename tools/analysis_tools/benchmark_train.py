@@ -41,6 +41,7 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 
 from fusion_mamba.engine import add_amp_arguments
+from fusion_mamba.ops.selective_scan import add_launch_config_argument, use_launch_config
 from fusion_mamba.utils import load_tool_config
 
 POOL_BATCHES = 4
@@ -61,10 +62,7 @@ def parse_args(argv=None):
                         help='image size (default 640 640)')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='profile N more steps with torch.profiler')
-    parser.add_argument('--launch-config', metavar='JSON',
-                        help='Triton scan launches per d_state: tune_scan.py --out, or the '
-                        'fields that differ from the default, e.g. {"16": {"seq_fwd_programs": '
-                        '2048}}')
+    add_launch_config_argument(parser)
     parser.add_argument('--saved-memory', action='store_true',
                         help='print the activations saved for backward, by module')
     parser.add_argument('--tensor-memory', action='store_true',
@@ -195,10 +193,7 @@ def time_steps(model, optim_wrapper, batches, args, device, cpu_autocast=None) -
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
-    if args.launch_config:
-        from fusion_mamba.ops.selective_scan import triton_kernels
-        table = triton_kernels.use_launch_table(args.launch_config)
-        print(f'Triton launches from {args.launch_config}: {table}')
+    use_launch_config(args.launch_config)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError(f'--device {args.device}: CUDA is not available; use --device cpu')
     cfg = load_tool_config(args.config, args.cfg_options)

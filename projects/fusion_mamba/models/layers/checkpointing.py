@@ -21,14 +21,11 @@ import torch.utils.checkpoint as cp
 
 from fusion_mamba.ops import SCAN_FORWARD_OPS
 
-CHECKPOINT_MODES = (False, True, 'selective')
-
 
 def check_with_cp(with_cp: Union[bool, str], where: str) -> Union[bool, str]:
-    """``with_cp`` if it is one of :data:`CHECKPOINT_MODES`; else a ValueError naming
+    """``with_cp`` if it is False, True or ``'selective'``; else a ValueError naming
     ``where`` (the module and stage)."""
-    if not any(with_cp is mode or (isinstance(mode, str) and with_cp == mode)
-               for mode in CHECKPOINT_MODES):
+    if not (isinstance(with_cp, bool) or with_cp == 'selective'):
         raise ValueError(f'{where}: with_cp must be False, True or "selective", got '
                          f'{with_cp!r}')
     return with_cp

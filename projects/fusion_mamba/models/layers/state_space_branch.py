@@ -56,14 +56,18 @@ class GatedStateSpaceBranch(nn.Module):
         n = self.norm(x.permute(0, 2, 3, 1))
         u, z = self.in_proj(n).chunk(2, dim=-1)
         prefers = getattr(self.ssm, 'prefers_channels_last', None)
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        channels_last = prefers is not None and prefers(x.shape[0], x.device, needs_grad)
+        channels_last = prefers is not None and prefers(x.shape[0], x.device,
+                                                        self._needs_grad(x))
         u = u.permute(0, 3, 1, 2).contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         u = F.silu(self.dwconv(u))
         y = self.out_norm(self.ssm(u).permute(0, 2, 3, 1))
         return y, F.silu(z)
+
+    def _needs_grad(self, x: torch.Tensor) -> bool:
+        """Whether a backward will run through this forward (the scan then saves states)."""
+        return torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
 
 class ChannelsLastMLP(nn.Module):

@@ -104,6 +104,21 @@ def _loaded(name):
 _MODULE_CACHE = {}
 
 
+def add_launch_config_argument(parser) -> None:
+    """``--launch-config JSON`` of the benchmark tools (see :func:`use_launch_config`)."""
+    parser.add_argument('--launch-config', metavar='JSON',
+                        help='Triton scan launches per d_state: tune_scan.py --out, or the '
+                        'fields that differ from the default, e.g. {"16": {"seq_fwd_programs": '
+                        '2048}}')
+
+
+def use_launch_config(path) -> None:
+    """Launch the Triton kernels as the JSON file ``path`` says (nothing when ``path`` is
+    empty); prints the table. See ``triton_kernels.use_launch_table``."""
+    if path:
+        print(f'Triton launches from {path}: {get_backend("triton").use_launch_table(path)}')
+
+
 def get_backend(name):
     """The module implementing a concrete backend (imported on first use)."""
     module = _MODULE_CACHE.get(name)

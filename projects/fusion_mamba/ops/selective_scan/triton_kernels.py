@@ -777,7 +777,7 @@ def scan_forward(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torc
     batch, dm, length, k_dirs, groups, d_state, cfg, chunk, n_chunks = _shapes(
         x, delta, A, Bm, save_states)
     atomic = k_dirs > 1
-    sequential = _forward_is_sequential(x, delta, A, Bm, store_last, save_states)
+    sequential = _sequential(x, delta, cfg, dm // groups, store_last, save_states)
     hs = torch.empty(_states_shape(x, delta, A, Bm, save_states, sequential), device=x.device,
                      dtype=torch.float32)
     if sequential:
