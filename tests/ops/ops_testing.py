@@ -157,7 +157,8 @@ def cross_modal_inputs(batch, dim, d_state, height, width, dtype=torch.float32, 
 
 
 def segmented_launch(triton_kernels, programs=2048):
-    """The default launch with the sequential forward cut into segments below ``programs``."""
+    """The default launch with the sequential forward cut into segments below ``programs``
+    programs (0: never)."""
     def config(d_state, per_block, length):
         return triton_kernels.default_config(d_state, per_block, length)._replace(
             seq_fwd_programs=programs)

@@ -98,8 +98,8 @@ def test_cross_modal_rejects_mismatched_modalities():
 def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monkeypatch):
     """The SS2D branch keeps maps channels-last only where Triton's sequential kernels run:
     on CUDA at d_state >= 8, on grids of at least SEQ_MIN_PROGRAMS warps, and without a
-    backward on every grid when the launch cuts the forward into segments; never on CPU
-    backends."""
+    backward on every grid when the launch cuts the forward into segments (the default; a
+    launch with ``seq_fwd_programs`` 0 does not); never on CPU backends."""
     from fusion_mamba.ops import ss2d_prefers_channels_last
     assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu')
     assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu', backend='torch', needs_grad=False)
@@ -110,12 +110,14 @@ def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monke
     assert triton_kernels.sequential_scan(4, 4, 512, 16, needs_grad=True)
     assert not triton_kernels.sequential_scan(3, 4, 512, 16, needs_grad=True)
     assert triton_kernels.sequential_scan(2, 4, 1024, 16, needs_grad=True)
-    assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
-    for needs_grad in (True, False):  # d_state 1: chunked kernels
-        assert not triton_kernels.sequential_scan(64, 4, 512, 1, needs_grad)
-    monkeypatch.setattr(triton_kernels, 'launch_config', segmented_launch(triton_kernels))
+    # the default launch segments small gradient-free forwards: batch 1 runs them too
     assert triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
     assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=True)
+    for needs_grad in (True, False):  # d_state 1: chunked kernels
+        assert not triton_kernels.sequential_scan(64, 4, 512, 1, needs_grad)
+    monkeypatch.setattr(triton_kernels, 'launch_config', segmented_launch(triton_kernels, 0))
+    assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
+    assert triton_kernels.sequential_scan(4, 4, 512, 16, needs_grad=False)
 
 
 @pytest.mark.parametrize('programs,length', [(64, 6400), (128, 1600), (128, 400), (4096, 6400),

@@ -462,15 +462,16 @@ def test_tune_scan_times_the_layout_the_module_would_use():
     from fusion_mamba.ops.selective_scan import triton_kernels as kernels
     by_layout = {True: ['P3 last', 'P4 last', 'P5 last'],
                  False: ['P3 major', 'P4 major', 'P5 major']}
-    default = kernels.default_config(16, 512, 6400)
-    segmented = default._replace(seq_fwd_programs=2048)
+    segmented = kernels.default_config(16, 512, 6400)
+    assert segmented.seq_fwd_programs == 2048
+    whole = segmented._replace(seq_fwd_programs=0)  # unsegmented sequences
 
     def layouts(config, batch, backward):
         levels = tune_scan.module_layouts(config, by_layout, 16, batch, backward)
         return [level.split()[1] for level in levels]
 
-    assert layouts(default, 1, False) == ['major'] * 3
+    assert layouts(whole, 1, False) == ['major'] * 3
     assert layouts(segmented, 1, False) == ['last'] * 3
     assert layouts(segmented, 1, True) == ['major'] * 3
-    assert layouts(default, 2, True) == ['major', 'last', 'last']  # P4 / P5: 1024 channels
-    assert layouts(default, 16, True) == layouts(default, 16, False) == ['last'] * 3
+    assert layouts(whole, 2, True) == ['major', 'last', 'last']  # P4 / P5: 1024 channels
+    assert layouts(whole, 16, True) == layouts(whole, 16, False) == ['last'] * 3

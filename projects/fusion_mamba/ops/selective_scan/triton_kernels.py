@@ -4,7 +4,8 @@ Two families. The chunked kernels (``_scan_fwd_kernel``, ``_scan_bwd_kernel``) r
 contiguous channel-major inputs and serve every scan. The sequential kernels
 (``_scan_fwd_seq_kernel``, ``_scan_bwd_seq_kernel``) read strided channels-last inputs, as
 SS2D makes them on CUDA, and walk the tokens one by one with each channel's states in one
-thread's registers; they serve d_state >= 8 on grids large enough to fill the GPU
+thread's registers; they serve d_state >= 8 on grids large enough to fill the GPU, and
+forwards without gradients on any grid, cutting the sequences of a small one into segments
 (:func:`_sequential`). The rest of this note is about the chunked kernels.
 
 One program owns (channel block, batch, direction). It walks the sequence chunk by chunk,
@@ -283,26 +284,41 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS, SUMH, SUMDT,
 
 
 @triton.jit
-def _token_step(t, x_ptr, dt_ptr, b_ptr, sxl, sdl, sbl, L, H, W, k, dm, nm, bias,
-                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, MASKED: tl.constexpr):
-    """Token t of the sequential backward: spatial offset p, whether t < L, x (BD,), the
-    pre-activation and the step (BD,; the step 0 past the end) and B (NP,)."""
-    valid = t < L
+def _bwd_token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl, syl, L, H, W,
+                     k, dm, nm, MASKED: tl.constexpr, WITH_GRAD: tl.constexpr):
+    """Token t's loads in the sequential backward, as stored: spatial offset p, whether
+    0 <= t < L, x and the pre-activation delta (BD,), B (NP,) and, with ``WITH_GRAD``, dy
+    (BD,; 0 for an invalid t) and C (NP,) (else x and B again). The loops issue them one
+    token ahead of the arithmetic (an invalid t, the prefetch past a segment end, reads
+    token 0 and is never used)."""
+    valid = (t >= 0) & (t < L)
     p = tl.where(valid, _token_offsets(t, L, H, W, k), 0).to(tl.int64)
     if MASKED:
-        u = tl.load(x_ptr + p * sxl, mask=dm, other=0.0).to(tl.float32)
-        pre = tl.load(dt_ptr + p * sdl, mask=dm, other=0.0).to(tl.float32)
-        Bv = tl.load(b_ptr + p * sbl, mask=nm, other=0.0).to(tl.float32)
+        u = tl.load(x_ptr + p * sxl, mask=dm, other=0.0)
+        pre = tl.load(dt_ptr + p * sdl, mask=dm, other=0.0)
+        Bv = tl.load(b_ptr + p * sbl, mask=nm, other=0.0)
     else:
-        u = tl.load(x_ptr + p * sxl).to(tl.float32)
-        pre = tl.load(dt_ptr + p * sdl).to(tl.float32)
-        Bv = tl.load(b_ptr + p * sbl).to(tl.float32)
+        u = tl.load(x_ptr + p * sxl)
+        pre = tl.load(dt_ptr + p * sdl)
+        Bv = tl.load(b_ptr + p * sbl)
+    dy, Cv = u, Bv
+    if WITH_GRAD:
+        dy = tl.load(dy_ptr + p * syl, mask=dm & valid, other=0.0)
+        Cv = tl.load(c_ptr + p * scl, mask=nm, other=0.0)
+    return p, valid, u, pre, Bv, dy, Cv
+
+
+@triton.jit
+def _step(pre, valid, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(pre-activation with delta_bias, step) in float32 (BD,); the step is 0 unless
+    ``valid``."""
+    pre = pre.to(tl.float32)
     if HAS_BIAS:
         pre += bias
     dt = pre
     if SOFTPLUS:
         dt = _softplus(pre)
-    return p, valid, u, pre, tl.where(valid, dt, 0.0), Bv
+    return pre, tl.where(valid, dt, 0.0)
 
 
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_segments', 'sat', 'sst', 'shn'])
@@ -320,7 +336,9 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     For every S-token segment, last first: the forward is recomputed from the segment's
     saved start state, the state before each token going to this program's scratch (S, NP,
     BD) (it stays in L2); then the tokens are walked backwards with the adjoint
-    ``g_t = C_t dy_t + a_{t+1} g_{t+1}``, each token's state before it read back. The (NP,
+    ``g_t = C_t dy_t + a_{t+1} g_{t+1}``, each token's state before it read back. Both loops
+    issue the next token's loads (and the reverse loop its scratch read) before the current
+    token's arithmetic, which would otherwise wait on them every token. The (NP,
     BD) tiles take A's layout (see the forward): with BD = 16 one warp holds 16 channels on
     16 lanes and the 16 states as 8 registers x 2 lanes (BD = 8: 4 x 4), so the sums over
     states (dx, ddelta) and over channels (dB, dC, then one atomic add per state and token
@@ -352,21 +370,30 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     for si in range(n_segments):
         t0 = (n_segments - 1 - si) * S
         h = tl.load(hs_ptr + (t0 // S) * NP * shn, mask=dm[None, :], other=0.0)
+        loads = _bwd_token_loads(t0, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
+                                 syl, L, H, W, k, dm, nm, MASKED, False)
         for j in range(S):  # the forward again, keeping the state before each token
-            _, _, u, _, dt, Bv = _token_step(t0 + j, x_ptr, dt_ptr, b_ptr, sxl, sdl, sbl, L,
-                                             H, W, k, dm, nm, bias, HAS_BIAS, SOFTPLUS,
-                                             MASKED)
+            _, valid, u, pre, Bv, _, _ = loads
+            loads = _bwd_token_loads(t0 + j + 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl,
+                                     sbl, scl, syl, L, H, W, k, dm, nm, MASKED, False)
+            _, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
             tl.store(scratch + j * (NP * BD), h)
-            h = tl.exp2(A2 * dt[None, :]) * h + Bv[:, None] * (dt * u)[None, :]
+            h = (tl.exp2(A2 * dt[None, :]) * h
+                 + Bv.to(tl.float32)[:, None] * (dt * u.to(tl.float32))[None, :])
+        loads = _bwd_token_loads(t0 + S - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl,
+                                 scl, syl, L, H, W, k, dm, nm, MASKED, True)
+        h_prev_next = tl.load(scratch + (S - 1) * (NP * BD))
         for jj in range(S):
             j = S - 1 - jj
-            p, valid, u, pre, dt, Bv = _token_step(t0 + j, x_ptr, dt_ptr, b_ptr, sxl, sdl,
-                                                   sbl, L, H, W, k, dm, nm, bias, HAS_BIAS,
-                                                   SOFTPLUS, MASKED)
+            p, valid, u, pre, Bv, dy, Cv = loads
+            h_prev = h_prev_next
+            loads = _bwd_token_loads(t0 + j - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl,
+                                     sbl, scl, syl, L, H, W, k, dm, nm, MASKED, True)
+            h_prev_next = tl.load(scratch + tl.maximum(j - 1, 0) * (NP * BD))
+            pre, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
             m = dm & valid
-            dy = tl.load(dy_ptr + p * syl, mask=m, other=0.0).to(tl.float32)
-            Cv = tl.load(c_ptr + p * scl, mask=nm, other=0.0).to(tl.float32)
-            h_prev = tl.load(scratch + j * (NP * BD))
+            u, Bv = u.to(tl.float32), Bv.to(tl.float32)
+            dy, Cv = dy.to(tl.float32), Cv.to(tl.float32)
             a = tl.exp2(A2 * dt[None, :])
             dtu = dt * u
             drive = Bv[:, None] * dtu[None, :]
@@ -532,14 +559,17 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     tokens, 16 channels per backward program. On the H200 (bf16, batch 16, SS2D forward /
     forward+backward at P3 / P4 / P5): 4.15 / 34.6, 1.41 / 17.1, 0.52 / 4.90 ms with 8
     backward channels, 4.35 / 34.5, 1.54 / 14.4, 0.49 / 4.52 ms with 16; the chunked kernels
-    11.19 / 62.4, 3.14 / 25.1, 0.84 / 7.54 ms. The forward's segments (``seq_fwd_programs``)
-    are off: they have not been timed on a GPU yet (``tune_scan.py --sequential --batch 1``
-    times them)."""
+    11.19 / 62.4, 3.14 / 25.1, 0.84 / 7.54 ms. Prefetching the backward's loads one token
+    ahead took its P3 kernel at batch 8 from 14.3 to 9.9 ms (Nsight Compute: the warps had
+    spent half their cycles waiting on those loads). A forward of fewer than 2048 programs
+    cuts its sequences into segments (``seq_fwd_programs``): an FM-YOLOv8-l pair at batch 1
+    (bf16, CUDA graph) went from 34.1 to 28.0 ms, and the gradient-free forward at batch 8
+    from 5.7 to 4.6 ms over the three levels (``tune_scan.py --sequential``)."""
     np_ = triton.next_power_of_2(d_state)
     prefetch, nograd_chunk, seq = False, 0, (0, 32, 16, 0)
     if np_ >= 8:
         chunk, fwd, bwd = 16, (8, 4), (2, 1)
-        prefetch, nograd_chunk, seq = True, 32, (32, 32, 16, 0)
+        prefetch, nograd_chunk, seq = True, 32, (32, 32, 16, 2048)
     else:
         chunk, fwd, bwd = 256, (4, 8), (4, 4)
     short = max(8, triton.next_power_of_2(length))
