@@ -135,6 +135,34 @@ def test_ss2d_inference_on_sequence_segments(shape, dtype, monkeypatch):
     assert_close(ours, ref, dtype)
 
 
+@pytest.mark.parametrize('dtype', DTYPES, ids=str)
+@pytest.mark.parametrize('shape', [(1, 64, 16, 40, 40), (3, 40, 12, 33, 17)], ids=str)
+def test_ss2d_training_on_sequence_segments(shape, dtype, monkeypatch):
+    """Under a launch that cuts the sequential backward into segments (``seq_bwd_programs``),
+    a channels-last SS2D trains on the sequential kernels on a grid too small for whole
+    sequences, the sequences cut into several segments: the reference's output and
+    gradients."""
+    require('triton')
+    from fusion_mamba.ops.selective_scan import triton_kernels
+    launch = segmented_launch(triton_kernels)
+
+    def config(d_state, per_block, length):
+        return launch(d_state, per_block, length)._replace(seq_bwd_programs=2048)
+    monkeypatch.setattr(triton_kernels, 'launch_config', config)
+    batch, dim, d_state, height, width = shape
+    cfg = config(d_state, dim, height * width)
+    assert not triton_kernels.sequential_scan(batch, 4, dim, d_state, True,
+                                              cfg._replace(seq_bwd_programs=0))
+    programs = batch * 4 * -(-dim // cfg.seq_bwd_block)
+    assert triton_kernels.sequence_segments(cfg, programs, height * width, backward=True)[1] > 1
+    inputs, ref, g_ref = ss2d_reference(shape, dtype)
+    ours_inputs = channels_last_ss2d(inputs)
+    ours = ss2d_selective_scan(**ours_inputs, backend='triton')
+    assert ours.stride(1) == 1  # the sequential kernels' channels-last output
+    assert_close(ours, ref, dtype)
+    assert_grads_close(grads_of(ours, ours_inputs), g_ref, dtype)
+
+
 @pytest.mark.parametrize('backend', GPU_BACKENDS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16], ids=str)
 def test_cross_modal_on_cuda(dtype, backend):

@@ -99,7 +99,8 @@ def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monke
     """The SS2D branch keeps maps channels-last only where Triton's sequential kernels run:
     on CUDA at d_state >= 8, on grids of at least SEQ_MIN_PROGRAMS warps, and without a
     backward on every grid when the launch cuts the forward into segments (the default; a
-    launch with ``seq_fwd_programs`` 0 does not); never on CPU backends."""
+    launch with ``seq_fwd_programs`` 0 does not), with one on every grid when it cuts the
+    backward's (``seq_bwd_programs``, off by default); never on CPU backends."""
     from fusion_mamba.ops import ss2d_prefers_channels_last
     assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu')
     assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu', backend='torch', needs_grad=False)
@@ -118,6 +119,11 @@ def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monke
     monkeypatch.setattr(triton_kernels, 'launch_config', segmented_launch(triton_kernels, 0))
     assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
     assert triton_kernels.sequential_scan(4, 4, 512, 16, needs_grad=False)
+    # a launch that segments the backward runs training on any grid
+    default = triton_kernels.default_config(16, 512, 6400)
+    assert default.seq_bwd_programs == 0
+    assert triton_kernels.sequential_scan(1, 4, 512, 16, True,
+                                          default._replace(seq_bwd_programs=2048))
 
 
 @pytest.mark.parametrize('programs,length', [(64, 6400), (128, 1600), (128, 400), (4096, 6400),

@@ -428,9 +428,10 @@ def test_benchmark_scan_reads_tuned_launches(tmp_path, monkeypatch):
 
 def test_tune_scan_sequential_candidates():
     """``tune_scan.py --sequential`` times every listed value of each sequential-kernel field
-    (forward: channel block and segmenting grid; backward: segment and channel block) with
-    the rest at the defaults, and
-    refuses d_state 1, which the sequential kernels do not serve."""
+    (forward: channel block and segmenting grid; backward: saved-state interval, channel
+    block and segmenting grid) with the rest at the defaults; where a backward over whole
+    sequences would run the chunked kernels it is timed once; d_state 1, which the
+    sequential kernels do not serve, is refused."""
     pytest.importorskip('triton')
     tune_scan = load_module('tools/analysis_tools/tune_scan.py')
     from fusion_mamba.ops.selective_scan import triton_kernels as kernels
@@ -442,13 +443,22 @@ def test_tune_scan_sequential_candidates():
     assert {(c.seq_fwd_block, c.seq_fwd_programs) for c in forwards} == {
         (block, programs) for block in fields['seq_fwd_block']
         for programs in fields['seq_fwd_programs']}
-    assert {(c.seq_chunk, c.seq_bwd_block) for c in backwards} == {
-        (chunk, block) for chunk in fields['seq_chunk'] for block in fields['seq_bwd_block']}
+    assert {(c.seq_chunk, c.seq_bwd_block, c.seq_bwd_programs) for c in backwards} == {
+        (chunk, block, programs) for chunk in fields['seq_chunk']
+        for block in fields['seq_bwd_block'] for programs in fields['seq_bwd_programs']}
     assert len(pairs) == len(set(pairs))
     assert all(c._replace(seq_fwd_block=default.seq_fwd_block,
                           seq_fwd_programs=default.seq_fwd_programs,
                           seq_chunk=default.seq_chunk,
-                          seq_bwd_block=default.seq_bwd_block) == default for _, c in pairs)
+                          seq_bwd_block=default.seq_bwd_block,
+                          seq_bwd_programs=default.seq_bwd_programs) == default
+               for _, c in pairs)
+    small = [c for backward, c in tune_scan.sequential_candidates(16, False) if backward]
+    assert [c for c in small if not c.seq_bwd_programs] == [default]
+    assert len(small) == 1 + len(backwards) - len(fields['seq_chunk']) * len(
+        fields['seq_bwd_block'])
+    # batch 1 is too small for a whole-sequence backward at every level, batch 4 is not
+    assert not tune_scan.sequential_backward(1, 16) and tune_scan.sequential_backward(4, 16)
     with pytest.raises(SystemExit, match='d_state 1'):
         list(tune_scan.sequential_candidates(1))
 

@@ -16,7 +16,8 @@ as the median of ``--runs`` runs after ``--warmup`` (CUDA events on CUDA, perf_c
 otherwise); peak memory is the CUDA peak allocated above the parameters and inputs. A shape
 that runs out of GPU memory is reported as OOM.
 
-    python tools/analysis_tools/benchmark_fusion.py [--batch 1] [--runs 20] [--dtype bf16]
+    python tools/analysis_tools/benchmark_fusion.py [--batch 1] [--runs 20] [--dtype bf16] \
+        [--launch-config JSON]
     python tools/analysis_tools/benchmark_fusion.py --device cpu --scale 0.125 --runs 1 \\
         --warmup 1   # smoke test: channels and sizes scaled down
 
@@ -36,6 +37,7 @@ from mmengine.config import Config
 
 import fusion_mamba  # noqa: F401  registers the fusion modules
 from fusion_mamba.ops import resolve_backend
+from fusion_mamba.ops.selective_scan import add_launch_config_argument, use_launch_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = REPO_ROOT / 'configs' / 'fusion_mamba'
@@ -69,6 +71,7 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--runs', type=int, default=20)
     parser.add_argument('--out', default='work_dirs/benchmark_fusion.json')
+    add_launch_config_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -177,6 +180,7 @@ def markdown(rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    use_launch_config(args.launch_config)
     device = torch.device(args.device)
     backend = resolve_backend(args.backend, device)
     states = backend if backend in ('reference', 'torch') else 'torch'

@@ -15,11 +15,12 @@ timing and the winner, and with ``--out`` writes the winners as JSON that
 
 ``--sequential`` tunes the sequential kernels instead (channels-last inputs, batch 16 by
 default; ``--batch 1`` for latency): the gradient-free forward for every (``seq_fwd_block``,
-``seq_fwd_programs``) and the backward for every (``seq_chunk``, ``seq_bwd_block``), the
-other fields at their defaults. Each candidate gets the layout the SS2D module would give
-the scan under it: channels-last where the sequential kernels run, channel-major where a
-small grid leaves the scan to the chunked kernels (so at batch 1 the unsegmented forward
-is timed as the model runs it, without copies).
+``seq_fwd_programs``) and the backward for every (``seq_chunk``, ``seq_bwd_block``,
+``seq_bwd_programs``), the other fields at their defaults. Each candidate gets the layout
+the SS2D module would give the scan under it: channels-last where the sequential kernels
+run, channel-major where a small grid leaves the scan to the chunked kernels (so at batch
+1 the unsegmented forward and backward are timed as the model runs them, without copies;
+the chunked backward once, as the candidate with ``seq_bwd_programs`` 0).
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
@@ -54,7 +55,8 @@ CANDIDATES = {
 
 # values tried for the sequential kernels' fields (d_state >= 8)
 SEQUENTIAL_CANDIDATES = dict(seq_fwd_block=(8, 16, 32), seq_fwd_programs=(0, 1024, 2048, 4096),
-                             seq_chunk=(16, 32, 64), seq_bwd_block=(8, 16, 32))
+                             seq_chunk=(16, 32, 64), seq_bwd_block=(8, 16, 32),
+                             seq_bwd_programs=(0, 2048, 4096))
 
 
 def parse_args():
@@ -91,11 +93,13 @@ def candidates(d_state):
             yield True, triton_kernels.LaunchConfig(states, chunk, *anchor, *launch)
 
 
-def sequential_candidates(d_state, with_backward=True):
+def sequential_candidates(d_state, whole_backward=True):
     """Every (pass, LaunchConfig) of the sequential kernels to time for ``d_state``: the
-    forward for each (``seq_fwd_block``, ``seq_fwd_programs``), the backward (unless not
-    ``with_backward``) for each (``seq_chunk``, ``seq_bwd_block``); the other fields are the
-    defaults."""
+    forward for each (``seq_fwd_block``, ``seq_fwd_programs``), the backward for each
+    (``seq_chunk``, ``seq_bwd_block``, ``seq_bwd_programs``); the other fields are the
+    defaults. Without ``whole_backward`` (the batch's grid is too small for a backward over
+    whole sequences, which then runs the chunked kernels) only one candidate has
+    ``seq_bwd_programs`` 0."""
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
     if not default.seq_fwd_block:
@@ -103,11 +107,14 @@ def sequential_candidates(d_state, with_backward=True):
     for block in SEQUENTIAL_CANDIDATES['seq_fwd_block']:
         for programs in SEQUENTIAL_CANDIDATES['seq_fwd_programs']:
             yield False, default._replace(seq_fwd_block=block, seq_fwd_programs=programs)
-    if not with_backward:
-        return
+    if not whole_backward:
+        yield True, default._replace(seq_bwd_programs=0)
     for chunk in SEQUENTIAL_CANDIDATES['seq_chunk']:
         for block in SEQUENTIAL_CANDIDATES['seq_bwd_block']:
-            yield True, default._replace(seq_chunk=chunk, seq_bwd_block=block)
+            for programs in SEQUENTIAL_CANDIDATES['seq_bwd_programs']:
+                if programs or whole_backward:
+                    yield True, default._replace(seq_chunk=chunk, seq_bwd_block=block,
+                                                 seq_bwd_programs=programs)
 
 
 def compile_candidates(job):
@@ -173,9 +180,12 @@ def timed_levels(d_state, args, channels_last=False):
 
 
 def sequential_backward(batch, d_state):
-    """Whether the sequential backward runs at every level for ``batch`` (else the chunked
-    kernels take the backward: its fields are not timed)."""
-    return all(triton_kernels.sequential_scan(batch, 4, dim, d_state, needs_grad=True)
+    """Whether the sequential backward over whole sequences (``seq_bwd_programs`` 0) runs
+    at every level for ``batch`` (else the chunked kernels take such a backward)."""
+    _, dim, height, width = LEVELS[0]
+    whole = triton_kernels.default_config(d_state, dim, height * width)._replace(
+        seq_bwd_programs=0)
+    return all(triton_kernels.sequential_scan(batch, 4, dim, d_state, True, whole)
                for _, dim, _, _ in LEVELS)
 
 
@@ -190,33 +200,32 @@ def module_layouts(config, by_layout, d_state, batch, backward):
 def tune_sequential(d_state, args):
     """Time the sequential kernels' candidates of ``d_state``; return the best
     :class:`LaunchConfig` (the forward's best ``seq_fwd_block`` and ``seq_fwd_programs`` with
-    the backward's best ``seq_chunk`` and ``seq_bwd_block``)."""
+    the backward's best ``seq_chunk``, ``seq_bwd_block`` and ``seq_bwd_programs``)."""
     by_layout = {layout: timed_levels(d_state, args, layout) for layout in (True, False)}
     print(f'd_state {d_state}, sequential kernels: ms summed over '
           f'{", ".join(level[0] for level in LEVELS)}')
-    print(f'{"pass":4} {"fblock":>6} {"fprogs":>6} {"chunk":>5} {"bblock":>6} {"ms":>8}')
-    with_backward = sequential_backward(args.batch, d_state)
-    if not with_backward:
-        print(f'batch {args.batch}: the backward runs the chunked kernels; forward only')
+    whole_backward = sequential_backward(args.batch, d_state)
+    if not whole_backward:
+        print(f'batch {args.batch}: a backward over whole sequences runs the chunked kernels '
+              '(the bwd line with bprogs 0)')
+    print(f'{"pass":4} {"fblock":>6} {"fprogs":>6} {"chunk":>5} {"bblock":>6} {"bprogs":>6} '
+          f'{"ms":>8}')
     best = {}
-    for backward, config in sequential_candidates(d_state, with_backward):
+    for backward, config in sequential_candidates(d_state, whole_backward):
         levels = module_layouts(config, by_layout, d_state, args.batch, backward)
         ms = time_pass(levels, config, backward, args.reps)
         print(f'{"bwd" if backward else "fwd":4} {config.seq_fwd_block:6d} '
               f'{config.seq_fwd_programs:6d} {config.seq_chunk:5d} {config.seq_bwd_block:6d} '
-              f'{ms:8.3f}', flush=True)
+              f'{config.seq_bwd_programs:6d} {ms:8.3f}', flush=True)
         if backward not in best or ms < best[backward][1]:
             best[backward] = (config, ms)
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
-    (forward, fwd_ms), (backward, bwd_ms) = best[False], best.get(True, (default, 0.0))
-    winner = forward._replace(seq_chunk=backward.seq_chunk,
-                              seq_bwd_block=backward.seq_bwd_block)
-    default_ms = time_pass(module_layouts(default, by_layout, d_state, args.batch, False),
-                           default, False, args.reps)
-    if with_backward:
-        default_ms += time_pass(module_layouts(default, by_layout, d_state, args.batch, True),
-                                default, True, args.reps)
+    (forward, fwd_ms), (backward, bwd_ms) = best[False], best[True]
+    winner = forward._replace(seq_chunk=backward.seq_chunk, seq_bwd_block=backward.seq_bwd_block,
+                              seq_bwd_programs=backward.seq_bwd_programs)
+    default_ms = sum(time_pass(module_layouts(default, by_layout, d_state, args.batch, pass_),
+                               default, pass_, args.reps) for pass_ in (False, True))
     print(f'best for d_state {d_state}: {winner} ({fwd_ms + bwd_ms:.3f} ms fwd + bwd); '
           f'default {default} ({default_ms:.3f} ms)', flush=True)
     return winner

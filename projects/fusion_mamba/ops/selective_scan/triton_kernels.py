@@ -321,20 +321,69 @@ def _step(pre, valid, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
     return pre, tl.where(valid, dt, 0.0)
 
 
-@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_segments', 'sat', 'sst', 'shn'])
-def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'sat', 'shn', 'seg_len', 'n_summaries'])
+def _scan_bwd_seq_summary_kernel(X, DT, AT, BM, CM, BIAS, DY, SUMG, SUMDT,
+                                 sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, shn, sbb, sbg, sbn,
+                                 sbl, scb, scg, scn, scl, syb, syd, syl,
+                                 Dm, L, H, W, N, Dg, G, K, seg_len, n_summaries,
+                                 HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                                 MASKED: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr):
+    """Segment summaries of :func:`_scan_bwd_seq_kernel`'s adjoint recurrence. Each sequence
+    is cut into ``n_summaries + 1`` segments of ``seg_len`` tokens; program i walks segment
+    i + 1 backwards from a zero carry and stores what it hands the segment before it,
+    ``a_s g_s`` at its first token s, to SUMG (B, K, n_summaries, NP, Dm), and its summed
+    step to SUMDT (B, K, n_summaries, Dm). The carry is linear: with a carry c from the
+    segments after it the segment hands on ``a_s g_s + exp2(A log2(e) sum(dt)) c``."""
+    b, k, d, dm, n, nm, grp, row, mnd, A2, _, bias = _program_channels(
+        AT, BIAS, BIAS, sat, Dm, N, Dg, G, False, HAS_BIAS, NP, BD, STATES_FIRST=True,
+        segments=n_summaries)
+    i = tl.program_id(1) % n_summaries
+    x_ptr = X + b * sxb + d * sxd
+    dt_ptr = DT + b * sdb + k.to(tl.int64) * sdk + d * sdd
+    b_ptr = BM + b * sbb + grp * sbg + n * sbn
+    c_ptr = CM + b * scb + grp * scg + n * scn
+    dy_ptr = DY + b * syb + d * syd
+    start = (i + 1) * seg_len
+    stop = tl.minimum(start + seg_len, L)
+    ag = tl.zeros((NP, BD), dtype=tl.float32)
+    steps = tl.zeros((BD, ), dtype=tl.float32)
+    loads = _bwd_token_loads(stop - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
+                             syl, L, H, W, k, dm, nm, MASKED, True)
+    for tt in range(start, stop):
+        t = start + stop - 1 - tt
+        _, valid, _, pre, _, dy, Cv = loads
+        loads = _bwd_token_loads(t - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
+                                 syl, L, H, W, k, dm, nm, MASKED, True)
+        _, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
+        ag = tl.exp2(A2 * dt[None, :]) * (Cv.to(tl.float32)[:, None]
+                                          * dy.to(tl.float32)[None, :] + ag)
+        steps += dt
+    summary = (b * K + k) * n_summaries + i
+    tl.store(SUMG + summary * NP * shn + n[:, None] * shn + d[None, :], ag, mask=dm[None, :])
+    tl.store(SUMDT + summary * Dm + d, steps, mask=dm)
+
+
+@triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat', 'sst', 'shn', 'seg_chunks',
+                               'n_summaries'])
+def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH, SUMG, SUMDT,
                          DX, DDT, DA, DBM, DCM, DDS, DBIAS,
                          sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, sst, shn, sbb, sbg, sbn,
                          sbl, scb, scg, scn, scl, syb, syd, syl, sgb, sgd, sgl,
                          seb, sek, sed, sel,
-                         Dm, L, H, W, N, Dg, G, K, n_segments,
+                         Dm, L, H, W, N, Dg, G, K, n_chunks, seg_chunks, n_summaries,
                          HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                          ATOMIC: tl.constexpr, NEED_DC: tl.constexpr, MASKED: tl.constexpr,
                          NP: tl.constexpr, BD: tl.constexpr, S: tl.constexpr):
     """Gradients of :func:`_scan_fwd_seq_kernel` token by token, in reverse.
 
-    For every S-token segment, last first: the forward is recomputed from the segment's
-    saved start state, the state before each token going to this program's scratch (S, NP,
+    Sequence parallelism: each sequence is cut into ``n_summaries + 1`` segments of
+    ``seg_chunks`` S-token chunks, one program each; a program starts from the carry that
+    the segments after it hand on, combined from their summaries
+    (:func:`_scan_bwd_seq_summary_kernel`). One segment (``n_summaries`` 0) is the whole
+    sequence.
+
+    For every S-token chunk of the segment, last first: the forward is recomputed from the
+    chunk's saved start state, the state before each token going to this program's scratch (S, NP,
     BD) (it stays in L2); then the tokens are walked backwards with the adjoint
     ``g_t = C_t dy_t + a_{t+1} g_{t+1}``, each token's state before it read back. Both loops
     issue the next token's loads (and the reverse loop its scratch read) before the current
@@ -346,8 +395,11 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     syl); dx has (sgb, sgd, sgl), ddelta (seb, sek, sed, sel); dB / dC (B, K * G, N, L)
     contiguous float32; dA transposed like A, (N, K * Dm) with row stride ``sat``; the
     scratch holds (S, NP, BD) float32 per program."""
+    segments = n_summaries + 1
     b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
-        AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True)
+        AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True,
+        segments=segments)
+    seg = tl.program_id(1) % segments
     x_ptr = X + b * sxb + d * sxd
     dt_ptr = DT + b * sdb + k.to(tl.int64) * sdk + d * sdd  # K B L D can pass 2**31
     b_ptr = BM + b * sbb + grp * sbg + n * sbn
@@ -359,16 +411,25 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH,
     # (NP, BD) offsets as unaligned as A's (``sst`` is BD, ``shn`` Dm, neither specialised):
     # the saved and scratch state tiles take the compute layout, so each thread reads back
     # the states it wrote and no tile changes layout
-    hs_ptr = HS + (b * K + k) * n_segments * NP * shn + n[:, None] * shn + d[None, :]
-    program = (b * K + k) * tl.num_programs(0) + tl.program_id(0)
+    hs_ptr = HS + (b * K + k) * n_chunks * NP * shn + n[:, None] * shn + d[None, :]
+    program = (tl.program_id(1) * K + k) * tl.num_programs(0) + tl.program_id(0)
     scratch = (SCRATCH + program * (S * NP * sst) + n[:, None] * sst
                + tl.arange(0, BD)[None, :])
+    summaries = (b * K + k) * n_summaries  # this sequence's first summary
     ag = tl.zeros((NP, BD), dtype=tl.float32)  # a_{t+1} g_{t+1} of the token after t
+    for ii in range(seg, n_summaries):  # the carry from the later segments, last first
+        i = n_summaries - 1 - ii + seg
+        steps = tl.load(SUMDT + (summaries + i) * Dm + d, mask=dm, other=0.0)
+        handed = tl.load(SUMG + (summaries + i) * NP * shn + n[:, None] * shn + d[None, :],
+                         mask=dm[None, :], other=0.0)
+        ag = handed + tl.exp2(A2 * steps[None, :]) * ag
     dA_acc = tl.zeros((NP, BD), dtype=tl.float32)
     dD_acc = tl.zeros((BD, ), dtype=tl.float32)
     dbias_acc = tl.zeros((BD, ), dtype=tl.float32)
-    for si in range(n_segments):
-        t0 = (n_segments - 1 - si) * S
+    first = seg * seg_chunks
+    stop = tl.minimum(first + seg_chunks, n_chunks)
+    for ci in range(first, stop):
+        t0 = (first + stop - 1 - ci) * S
         h = tl.load(hs_ptr + (t0 // S) * NP * shn, mask=dm[None, :], other=0.0)
         loads = _bwd_token_loads(t0, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
                                  syl, L, H, W, k, dm, nm, MASKED, False)
@@ -522,7 +583,8 @@ class LaunchConfig(NamedTuple):
     tokens between saved states, the channels of a one-warp backward program, and the
     number of forward programs below which the forward cuts each sequence into segments
     (sequence parallelism; 0: never; it applies to forwards that save states for a
-    backward as well)."""
+    backward as well), and the same for the backward (0: never; then a backward needs a
+    grid of at least ``SEQ_MIN_PROGRAMS`` warps to run the sequential kernels)."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -535,6 +597,7 @@ class LaunchConfig(NamedTuple):
     seq_chunk: int = 32
     seq_bwd_block: int = 16
     seq_fwd_programs: int = 0
+    seq_bwd_programs: int = 0
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -564,7 +627,8 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     spent half their cycles waiting on those loads). A forward of fewer than 2048 programs
     cuts its sequences into segments (``seq_fwd_programs``): an FM-YOLOv8-l pair at batch 1
     (bf16, CUDA graph) went from 34.1 to 28.0 ms, and the gradient-free forward at batch 8
-    from 5.7 to 4.6 ms over the three levels (``tune_scan.py --sequential``)."""
+    from 5.7 to 4.6 ms over the three levels (``tune_scan.py --sequential``). The backward's
+    segments (``seq_bwd_programs``) are off: they have not been timed on a GPU yet."""
     np_ = triton.next_power_of_2(d_state)
     prefetch, nograd_chunk, seq = False, 0, (0, 32, 16, 0)
     if np_ >= 8:
@@ -678,7 +742,8 @@ def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool,
     the grid has at least ``SEQ_MIN_PROGRAMS`` warps of 32 channels (the kernels walk whole
     sequences: a small grid leaves most of the GPU idle; the chunked kernels then run on
     contiguous copies), unless no backward will run (no ``save_states``) and the launch
-    cuts the forward's sequences into segments."""
+    cuts the forward's sequences into segments, or a backward will run and the launch cuts
+    the backward's (``seq_bwd_programs``)."""
     batch, dim, _ = x.shape
     blocks = (cfg.seq_fwd_block, cfg.seq_bwd_block)
     return (x.stride(1) == 1 and not store_last
@@ -688,7 +753,7 @@ def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool,
 
 def _sequential_launch(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int,
                        needs_grad: bool) -> bool:
-    segmented = cfg.seq_fwd_programs > 0 and not needs_grad
+    segmented = (cfg.seq_bwd_programs if needs_grad else cfg.seq_fwd_programs) > 0
     return cfg.seq_fwd_block > 0 and (
         segmented or batch * k_dirs * triton.cdiv(dim, 32) >= SEQ_MIN_PROGRAMS)
 
@@ -702,14 +767,16 @@ def sequential_scan(batch: int, k_dirs: int, dim: int, d_state: int, needs_grad:
     return _sequential_launch(cfg, batch, k_dirs, dim, needs_grad)
 
 
-def sequence_segments(cfg: LaunchConfig, programs: int, length: int) -> Tuple[int, int]:
-    """(tokens per segment, segments per sequence) of a sequential forward of ``programs``
-    programs over ``length`` tokens: enough segments, of a multiple of ``seq_chunk``
-    tokens, for ``seq_fwd_programs`` programs."""
-    if not cfg.seq_fwd_programs or programs >= cfg.seq_fwd_programs:
+def sequence_segments(cfg: LaunchConfig, programs: int, length: int,
+                      backward: bool = False) -> Tuple[int, int]:
+    """(tokens per segment, segments per sequence) of a sequential forward (or
+    ``backward``) of ``programs`` programs over ``length`` tokens: enough segments, of a
+    multiple of ``seq_chunk`` tokens, for ``seq_fwd_programs`` (``seq_bwd_programs``)
+    programs."""
+    target = cfg.seq_bwd_programs if backward else cfg.seq_fwd_programs
+    if not target or programs >= target:
         return length, 1
-    wanted = min(triton.cdiv(cfg.seq_fwd_programs, programs),
-                 triton.cdiv(length, cfg.seq_chunk))
+    wanted = min(triton.cdiv(target, programs), triton.cdiv(length, cfg.seq_chunk))
     seg_len = triton.cdiv(triton.cdiv(length, wanted), cfg.seq_chunk) * cfg.seq_chunk
     return seg_len, triton.cdiv(length, seg_len)
 
@@ -753,7 +820,8 @@ def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, 
 def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, height, width,
                          need_dc, cfg):
     """:func:`_scan_bwd_seq_kernel`'s gradients, as :func:`scan_backward` returns them; dx
-    and ddelta keep x's and delta's strides."""
+    and ddelta keep x's and delta's strides. On a small grid a first launch writes the
+    segment summaries (:func:`_scan_bwd_seq_summary_kernel`)."""
     batch, dm, length = x.shape
     k_dirs = delta.shape[1]
     groups = Bm.shape[1] // k_dirs
@@ -768,18 +836,33 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
     dD = torch.zeros(Ds.shape if Ds is not None else (0, ), **f32)
     dbias = torch.zeros(bias.shape if bias is not None else (0, ), **f32)
     at = A.t().contiguous()
-    grid = (triton.cdiv(dm, block), batch, k_dirs)
-    scratch = torch.empty(grid[0] * batch * k_dirs * chunk * cfg.padded_states * block, **f32)
+    blocks = triton.cdiv(dm, block)
+    seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length, backward=True)
+    sum_g, sum_dt = dAt, dAt  # placeholders for one segment
+    if segments > 1:
+        sum_g = torch.empty((batch, k_dirs, segments - 1, cfg.padded_states, dm), **f32)
+        sum_dt = torch.empty((batch, k_dirs, segments - 1, dm), **f32)
+    masked = dm % block != 0 or d_state != cfg.padded_states
+    bias_arg = bias if bias is not None else A
+    shapes = (dm, length, height, width, d_state, dm // groups, groups, k_dirs)
+    if segments > 1:
+        _scan_bwd_seq_summary_kernel[(blocks, batch * (segments - 1), k_dirs)](
+            x, delta, at, Bm, Cm, bias_arg, grad_y, sum_g, sum_dt, *x.stride(),
+            *delta.stride(), at.stride(0), dm, *Bm.stride(), *Cm.stride(), *grad_y.stride(),
+            *shapes, seg_len, segments - 1, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
+            MASKED=masked, NP=cfg.padded_states, BD=block, num_warps=1)
+    grid = (blocks, batch * segments, k_dirs)
+    scratch = torch.empty(blocks * batch * segments * k_dirs * chunk * cfg.padded_states * block,
+                          **f32)
     _scan_bwd_seq_kernel[grid](
-        x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
-        hs, grad_y, scratch, dx, ddelta, dAt, dB, dC if need_dc else dB,
+        x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias_arg,
+        hs, grad_y, scratch, sum_g, sum_dt, dx, ddelta, dAt, dB, dC if need_dc else dB,
         dD if Ds is not None else dAt, dbias if bias is not None else dAt,
         *x.stride(), *delta.stride(), at.stride(0), block, dm, *Bm.stride(), *Cm.stride(),
-        *grad_y.stride(), *dx.stride(), *ddelta.stride(), dm, length, height, width, d_state,
-        dm // groups, groups, k_dirs, triton.cdiv(length, chunk),
+        *grad_y.stride(), *dx.stride(), *ddelta.stride(), *shapes,
+        triton.cdiv(length, chunk), triton.cdiv(seg_len, chunk), segments - 1,
         HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
-        ATOMIC=k_dirs > 1, NEED_DC=need_dc,
-        MASKED=dm % block != 0 or d_state != cfg.padded_states, NP=cfg.padded_states,
+        ATOMIC=k_dirs > 1, NEED_DC=need_dc, MASKED=masked, NP=cfg.padded_states,
         BD=block, S=chunk, num_warps=1)
     return [dx.to(x.dtype), ddelta, dAt.t().contiguous(), dB.to(Bm.dtype),
             dC.to(Cm.dtype) if need_dc else dC, dD, dbias]
