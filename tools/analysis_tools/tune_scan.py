@@ -20,7 +20,8 @@ default; ``--batch 1`` for latency): the gradient-free forward for every (``seq_
 the SS2D module would give the scan under it: channels-last where the sequential kernels
 run, channel-major where a small grid leaves the scan to the chunked kernels (so at batch
 1 the unsegmented forward and backward are timed as the model runs them, without copies;
-the chunked backward once, as the candidate with ``seq_bwd_programs`` 0).
+the chunked backward once, as the candidate with ``seq_bwd_programs`` 0). Each line gives the
+sum over the levels and each level's time.
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
@@ -152,8 +153,13 @@ def fixed_launch(config):
 
 def time_pass(levels, config, backward, reps):
     """Milliseconds of the forward (or of the backward alone) summed over the levels."""
+    return sum(level_times(levels, config, backward, reps))
+
+
+def level_times(levels, config, backward, reps):
+    """Milliseconds of the forward (or of the backward alone) at each level."""
     triton_kernels.launch_config = fixed_launch(config)
-    total = 0.0
+    times = []
     for inputs, grad in levels:
         if backward:
             y = ss2d_selective_scan(**inputs, backend='triton')
@@ -163,9 +169,9 @@ def time_pass(levels, config, backward, reps):
                 with torch.no_grad():
                     ss2d_selective_scan(**inputs, backend='triton')
             ms, _ = cuda_time(forward, reps)
-        total += ms
+        times.append(ms)
     triton_kernels.launch_config = triton_kernels.default_config
-    return total
+    return times
 
 
 def timed_levels(d_state, args, channels_last=False):
@@ -208,15 +214,18 @@ def tune_sequential(d_state, args):
     if not whole_backward:
         print(f'batch {args.batch}: a backward over whole sequences runs the chunked kernels '
               '(the bwd line with bprogs 0)')
+    level_names = ''.join(f' {level[0]:>7}' for level in LEVELS)
     print(f'{"pass":4} {"fblock":>6} {"fprogs":>6} {"chunk":>5} {"bblock":>6} {"bprogs":>6} '
-          f'{"ms":>8}')
+          f'{"ms":>8}{level_names}')
     best = {}
     for backward, config in sequential_candidates(d_state, whole_backward):
         levels = module_layouts(config, by_layout, d_state, args.batch, backward)
-        ms = time_pass(levels, config, backward, args.reps)
+        times = level_times(levels, config, backward, args.reps)
+        ms = sum(times)
         print(f'{"bwd" if backward else "fwd":4} {config.seq_fwd_block:6d} '
               f'{config.seq_fwd_programs:6d} {config.seq_chunk:5d} {config.seq_bwd_block:6d} '
-              f'{config.seq_bwd_programs:6d} {ms:8.3f}', flush=True)
+              f'{config.seq_bwd_programs:6d} {ms:8.3f}'
+              + ''.join(f' {level_ms:7.3f}' for level_ms in times), flush=True)
         if backward not in best or ms < best[backward][1]:
             best[backward] = (config, ms)
     _, dim, height, width = LEVELS[0]
