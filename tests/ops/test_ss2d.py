@@ -126,22 +126,27 @@ def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monke
                                           default._replace(seq_bwd_programs=2048))
 
 
+@pytest.mark.parametrize('backward', [False, True])
 @pytest.mark.parametrize('programs,length', [(64, 6400), (128, 1600), (128, 400), (4096, 6400),
                                              (3, 40), (1, 31)])
-def test_sequential_forward_segments_fill_the_grid(programs, length):
-    """A sequential forward on a small grid cuts each sequence into segments of a multiple of
-    the saved-state interval that cover it exactly once, enough of them for about
-    ``seq_fwd_programs`` programs (at most one per interval); a full grid is not cut."""
+def test_sequential_segments_fill_the_grid(programs, length, backward):
+    """A sequential forward (or backward) on a small grid cuts each sequence into segments
+    of a multiple of the saved-state interval that cover it exactly once, enough of them for
+    about ``seq_fwd_programs`` (``seq_bwd_programs``) programs (at most one per interval); a
+    full grid is not cut."""
     pytest.importorskip('triton')
     from fusion_mamba.ops.selective_scan import triton_kernels
     cfg = segmented_launch(triton_kernels)(16, 512, length)
-    seg_len, segments = triton_kernels.sequence_segments(cfg, programs, length)
-    if programs >= cfg.seq_fwd_programs:
+    if backward:  # the backward's own field, the forward's off
+        cfg = cfg._replace(seq_fwd_programs=0, seq_bwd_programs=cfg.seq_fwd_programs)
+    target = cfg.seq_bwd_programs if backward else cfg.seq_fwd_programs
+    seg_len, segments = triton_kernels.sequence_segments(cfg, programs, length, backward)
+    if programs >= target:
         assert (seg_len, segments) == (length, 1)
         return
     chunks = -(-length // cfg.seq_chunk)
     assert seg_len % cfg.seq_chunk == 0
     assert (segments - 1) * seg_len < length <= segments * seg_len
-    wanted = min(-(-cfg.seq_fwd_programs // programs), chunks)
+    wanted = min(-(-target // programs), chunks)
     # rounding each segment up to whole intervals may drop a few segments, never half
     assert wanted / 2 < segments <= wanted

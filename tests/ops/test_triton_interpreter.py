@@ -139,6 +139,7 @@ triton_kernels.launch_config = both
 check_ss2d(2, 16, 5, 3, channels_last=True)
 check_ss2d(2, 16, 6, 7, channels_last=True)
 check_ss2d(2, 16, 6, 7, channels_last=True, batch=3)
+check_ss2d(10, 12, 6, 7, channels_last=True)  # masked channels and states, 12 programs
 triton_kernels.SEQ_MIN_PROGRAMS = 0
 triton_kernels.launch_config = triton_kernels.default_config
 check_ss2d_unusual_layouts()

@@ -483,5 +483,7 @@ def test_tune_scan_times_the_layout_the_module_would_use():
     assert layouts(whole, 1, False) == ['major'] * 3
     assert layouts(segmented, 1, False) == ['last'] * 3
     assert layouts(segmented, 1, True) == ['major'] * 3
+    both = segmented._replace(seq_bwd_programs=2048)  # the backward segmented as well
+    assert layouts(both, 1, True) == ['last'] * 3
     assert layouts(whole, 2, True) == ['major', 'last', 'last']  # P4 / P5: 1024 channels
     assert layouts(whole, 16, True) == layouts(whole, 16, False) == ['last'] * 3

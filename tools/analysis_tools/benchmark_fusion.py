@@ -16,7 +16,7 @@ as the median of ``--runs`` runs after ``--warmup`` (CUDA events on CUDA, perf_c
 otherwise); peak memory is the CUDA peak allocated above the parameters and inputs. A shape
 that runs out of GPU memory is reported as OOM.
 
-    python tools/analysis_tools/benchmark_fusion.py [--batch 1] [--runs 20] [--dtype bf16] \
+    python tools/analysis_tools/benchmark_fusion.py [--batch 1] [--runs 20] [--dtype bf16] \\
         [--launch-config JSON]
     python tools/analysis_tools/benchmark_fusion.py --device cpu --scale 0.125 --runs 1 \\
         --warmup 1   # smoke test: channels and sizes scaled down

@@ -15,13 +15,14 @@ timing and the winner, and with ``--out`` writes the winners as JSON that
 
 ``--sequential`` tunes the sequential kernels instead (channels-last inputs, batch 16 by
 default; ``--batch 1`` for latency): the gradient-free forward for every (``seq_fwd_block``,
-``seq_fwd_programs``) and the backward for every (``seq_chunk``, ``seq_bwd_block``,
-``seq_bwd_programs``), the other fields at their defaults. Each candidate gets the layout
-the SS2D module would give the scan under it: channels-last where the sequential kernels
-run, channel-major where a small grid leaves the scan to the chunked kernels (so at batch
-1 the unsegmented forward and backward are timed as the model runs them, without copies;
-the chunked backward once, as the candidate with ``seq_bwd_programs`` 0). Each line gives the
-sum over the levels and each level's time.
+``seq_fwd_programs``) and a training pass, the forward that saves states and the backward,
+for every (``seq_chunk``, ``seq_bwd_block``, ``seq_bwd_programs``), the other fields at
+their defaults (the training forward follows the backward's layout and grid). Each candidate
+gets the layout the SS2D module would give the scan under it: channels-last where the
+sequential kernels run, channel-major where a small grid leaves the scan to the chunked
+kernels (so at batch 1 the unsegmented forward and backward are timed as the model runs
+them, without copies; the chunked backward once, as the candidate with ``seq_bwd_programs``
+0). Each line gives the sum over the levels and each level's time.
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
@@ -151,17 +152,21 @@ def fixed_launch(config):
     return lambda d_state, per_block, length: config
 
 
-def time_pass(levels, config, backward, reps):
+def time_pass(levels, config, backward, reps, training=False):
     """Milliseconds of the forward (or of the backward alone) summed over the levels."""
-    return sum(level_times(levels, config, backward, reps))
+    return sum(level_times(levels, config, backward, reps, training))
 
 
-def level_times(levels, config, backward, reps):
-    """Milliseconds of the forward (or of the backward alone) at each level."""
+def level_times(levels, config, backward, reps, training=False):
+    """Milliseconds of the gradient-free forward (or of the backward alone; with
+    ``training`` of the forward that saves states and the backward) at each level."""
     triton_kernels.launch_config = fixed_launch(config)
     times = []
     for inputs, grad in levels:
-        if backward:
+        if backward and training:
+            ms, _ = cuda_time(
+                lambda: ss2d_selective_scan(**inputs, backend='triton').backward(grad), reps)
+        elif backward:
             y = ss2d_selective_scan(**inputs, backend='triton')
             ms, _ = cuda_time(lambda: y.backward(grad, retain_graph=True), reps)
         else:
@@ -213,16 +218,16 @@ def tune_sequential(d_state, args):
     whole_backward = sequential_backward(args.batch, d_state)
     if not whole_backward:
         print(f'batch {args.batch}: a backward over whole sequences runs the chunked kernels '
-              '(the bwd line with bprogs 0)')
+              '(the f+b line with bprogs 0)')
     level_names = ''.join(f' {level[0]:>7}' for level in LEVELS)
     print(f'{"pass":4} {"fblock":>6} {"fprogs":>6} {"chunk":>5} {"bblock":>6} {"bprogs":>6} '
           f'{"ms":>8}{level_names}')
     best = {}
     for backward, config in sequential_candidates(d_state, whole_backward):
         levels = module_layouts(config, by_layout, d_state, args.batch, backward)
-        times = level_times(levels, config, backward, args.reps)
+        times = level_times(levels, config, backward, args.reps, training=True)
         ms = sum(times)
-        print(f'{"bwd" if backward else "fwd":4} {config.seq_fwd_block:6d} '
+        print(f'{"f+b" if backward else "fwd":4} {config.seq_fwd_block:6d} '
               f'{config.seq_fwd_programs:6d} {config.seq_chunk:5d} {config.seq_bwd_block:6d} '
               f'{config.seq_bwd_programs:6d} {ms:8.3f}'
               + ''.join(f' {level_ms:7.3f}' for level_ms in times), flush=True)
@@ -234,9 +239,9 @@ def tune_sequential(d_state, args):
     winner = forward._replace(seq_chunk=backward.seq_chunk, seq_bwd_block=backward.seq_bwd_block,
                               seq_bwd_programs=backward.seq_bwd_programs)
     default_ms = sum(time_pass(module_layouts(default, by_layout, d_state, args.batch, pass_),
-                               default, pass_, args.reps) for pass_ in (False, True))
-    print(f'best for d_state {d_state}: {winner} ({fwd_ms + bwd_ms:.3f} ms fwd + bwd); '
-          f'default {default} ({default_ms:.3f} ms)', flush=True)
+                               default, pass_, args.reps, training=True) for pass_ in (False, True))
+    print(f'best for d_state {d_state}: {winner} ({fwd_ms + bwd_ms:.3f} ms: forward + '
+          f'training pass); default {default} ({default_ms:.3f} ms)', flush=True)
     return winner
 
 

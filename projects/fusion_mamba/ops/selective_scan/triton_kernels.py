@@ -584,7 +584,8 @@ class LaunchConfig(NamedTuple):
     number of forward programs below which the forward cuts each sequence into segments
     (sequence parallelism; 0: never; it applies to forwards that save states for a
     backward as well), and the same for the backward (0: never; then a backward needs a
-    grid of at least ``SEQ_MIN_PROGRAMS`` warps to run the sequential kernels)."""
+    grid of at least ``SEQ_MIN_PROGRAMS`` warps to run the sequential kernels; with
+    ``seq_fwd_programs`` 0 a training forward on a smaller grid walks whole sequences)."""
     padded_states: int
     chunk: int
     fwd_block: int
