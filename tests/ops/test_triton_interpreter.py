@@ -99,7 +99,8 @@ def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq=(0, 32, 8, 
     # differ between the passes, the prefetching forward, a longer no-gradient chunk and
     # the sequential kernels with 8-channel forward programs, states saved every 4 tokens
     # (several per sequence), 8-channel backward programs, the forward's sequences cut into
-    # segments of 4 tokens (up to 64 programs) and, with a fifth field, the backward's
+    # segments of 4 tokens (up to 64 programs) and, with a fifth field, the backward's (a
+    # sixth caps the backward's registers, which only a compiled kernel feels)
     def config(d_state, per_block, length):
         np_ = triton_kernels.triton.next_power_of_2(d_state)
         return triton_kernels.LaunchConfig(np_, chunk, *fwd, *bwd, prefetch, nograd_chunk,
@@ -130,7 +131,7 @@ check_ss2d(2, 16, 5, 3, channels_last=True, batch=3)
 # the backward cut into segments as well: 15 tokens (4 programs) in 4 one-chunk segments,
 # 42 tokens (11 chunks) in 5 segments of 2 chunks and a last of 1, and at batch 3 (12
 # programs) in 2 segments of 6 and 5 chunks
-both = with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64, 24))
+both = with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64, 24, 168))  # registers capped
 assert triton_kernels.sequence_segments(both(16, 2, 15), 4, 15, backward=True) == (4, 4)
 assert triton_kernels.sequence_segments(both(16, 2, 42), 4, 42, backward=True) == (8, 6)
 assert triton_kernels.sequence_segments(both(16, 2, 42), 12, 42, backward=True) == (24, 2)

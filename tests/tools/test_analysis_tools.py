@@ -2,6 +2,7 @@
 ``benchmark_detector.py``, ``get_flops.py``, ``demo/image_demo.py``, ``robustness_eval.py``
 and ``tools/test.sh`` (evaluation; ``--benchmark`` on synthetic inputs with ``--run-slow``)."""
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -443,20 +444,16 @@ def test_tune_scan_sequential_candidates():
     assert {(c.seq_fwd_block, c.seq_fwd_programs) for c in forwards} == {
         (block, programs) for block in fields['seq_fwd_block']
         for programs in fields['seq_fwd_programs']}
-    assert {(c.seq_chunk, c.seq_bwd_block, c.seq_bwd_programs) for c in backwards} == {
-        (chunk, block, programs) for chunk in fields['seq_chunk']
-        for block in fields['seq_bwd_block'] for programs in fields['seq_bwd_programs']}
+    backward_fields = tune_scan.BACKWARD_FIELDS
+    assert {tuple(getattr(c, f) for f in backward_fields) for c in backwards} == set(
+        itertools.product(*(fields[f] for f in backward_fields)))
     assert len(pairs) == len(set(pairs))
-    assert all(c._replace(seq_fwd_block=default.seq_fwd_block,
-                          seq_fwd_programs=default.seq_fwd_programs,
-                          seq_chunk=default.seq_chunk,
-                          seq_bwd_block=default.seq_bwd_block,
-                          seq_bwd_programs=default.seq_bwd_programs) == default
+    tuned = ('seq_fwd_block', 'seq_fwd_programs') + backward_fields
+    assert all(c._replace(**{f: getattr(default, f) for f in tuned}) == default
                for _, c in pairs)
     small = [c for backward, c in tune_scan.sequential_candidates(16, False) if backward]
     assert [c for c in small if not c.seq_bwd_programs] == [default]
-    assert len(small) == 1 + len(backwards) - len(fields['seq_chunk']) * len(
-        fields['seq_bwd_block'])
+    assert len(small) == 1 + sum(1 for c in backwards if c.seq_bwd_programs)
     # batch 1 is too small for a whole-sequence backward at every level, batch 4 is not
     assert not tune_scan.sequential_backward(1, 16) and tune_scan.sequential_backward(4, 16)
     with pytest.raises(SystemExit, match='d_state 1'):

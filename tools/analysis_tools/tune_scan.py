@@ -16,18 +16,19 @@ timing and the winner, and with ``--out`` writes the winners as JSON that
 ``--sequential`` tunes the sequential kernels instead (channels-last inputs, batch 16 by
 default; ``--batch 1`` for latency): the gradient-free forward for every (``seq_fwd_block``,
 ``seq_fwd_programs``) and a training pass, the forward that saves states and the backward,
-for every (``seq_chunk``, ``seq_bwd_block``, ``seq_bwd_programs``), the other fields at
-their defaults (the training forward follows the backward's layout and grid). Each candidate
-gets the layout the SS2D module would give the scan under it: channels-last where the
-sequential kernels run, channel-major where a small grid leaves the scan to the chunked
-kernels (so at batch 1 the unsegmented forward and backward are timed as the model runs
-them, without copies; the chunked backward once, as the candidate with ``seq_bwd_programs``
-0). Each line gives the sum over the levels and each level's time.
+for every (``seq_chunk``, ``seq_bwd_block``, ``seq_bwd_programs``, ``seq_bwd_maxnreg``), the
+other fields at their defaults (the training forward follows the backward's layout and
+grid). Each candidate gets the layout the SS2D module would give the scan under it:
+channels-last where the sequential kernels run, channel-major where a small grid leaves the
+scan to the chunked kernels (so at batch 1 the unsegmented forward and backward are timed as
+the model runs them, without copies; the chunked backward once, as the candidate with
+``seq_bwd_programs`` 0). Each line gives the sum over the levels and each level's time.
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
 """
 import argparse
+import itertools
 import json
 import multiprocessing
 import sys
@@ -58,7 +59,8 @@ CANDIDATES = {
 # values tried for the sequential kernels' fields (d_state >= 8)
 SEQUENTIAL_CANDIDATES = dict(seq_fwd_block=(8, 16, 32), seq_fwd_programs=(0, 1024, 2048, 4096),
                              seq_chunk=(16, 32, 64), seq_bwd_block=(8, 16, 32),
-                             seq_bwd_programs=(0, 2048, 4096))
+                             seq_bwd_programs=(0, 2048, 4096), seq_bwd_maxnreg=(0, 168))
+BACKWARD_FIELDS = ('seq_chunk', 'seq_bwd_block', 'seq_bwd_programs', 'seq_bwd_maxnreg')
 
 
 def parse_args():
@@ -98,10 +100,10 @@ def candidates(d_state):
 def sequential_candidates(d_state, whole_backward=True):
     """Every (pass, LaunchConfig) of the sequential kernels to time for ``d_state``: the
     forward for each (``seq_fwd_block``, ``seq_fwd_programs``), the backward for each
-    (``seq_chunk``, ``seq_bwd_block``, ``seq_bwd_programs``); the other fields are the
-    defaults. Without ``whole_backward`` (the batch's grid is too small for a backward over
-    whole sequences, which then runs the chunked kernels) only one candidate has
-    ``seq_bwd_programs`` 0."""
+    (``seq_chunk``, ``seq_bwd_block``, ``seq_bwd_programs``, ``seq_bwd_maxnreg``); the other
+    fields are the defaults. Without ``whole_backward`` (the batch's grid is too small for a
+    backward over whole sequences, which then runs the chunked kernels) only one candidate
+    has ``seq_bwd_programs`` 0."""
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
     if not default.seq_fwd_block:
@@ -111,12 +113,11 @@ def sequential_candidates(d_state, whole_backward=True):
             yield False, default._replace(seq_fwd_block=block, seq_fwd_programs=programs)
     if not whole_backward:
         yield True, default._replace(seq_bwd_programs=0)
-    for chunk in SEQUENTIAL_CANDIDATES['seq_chunk']:
-        for block in SEQUENTIAL_CANDIDATES['seq_bwd_block']:
-            for programs in SEQUENTIAL_CANDIDATES['seq_bwd_programs']:
-                if programs or whole_backward:
-                    yield True, default._replace(seq_chunk=chunk, seq_bwd_block=block,
-                                                 seq_bwd_programs=programs)
+    for chunk, block, programs, maxnreg in itertools.product(
+            *(SEQUENTIAL_CANDIDATES[field] for field in BACKWARD_FIELDS)):
+        if programs or whole_backward:
+            yield True, default._replace(seq_chunk=chunk, seq_bwd_block=block,
+                                         seq_bwd_programs=programs, seq_bwd_maxnreg=maxnreg)
 
 
 def compile_candidates(job):
@@ -221,7 +222,7 @@ def tune_sequential(d_state, args):
               '(the f+b line with bprogs 0)')
     level_names = ''.join(f' {level[0]:>7}' for level in LEVELS)
     print(f'{"pass":4} {"fblock":>6} {"fprogs":>6} {"chunk":>5} {"bblock":>6} {"bprogs":>6} '
-          f'{"ms":>8}{level_names}')
+          f'{"bregs":>5} {"ms":>8}{level_names}')
     best = {}
     for backward, config in sequential_candidates(d_state, whole_backward):
         levels = module_layouts(config, by_layout, d_state, args.batch, backward)
@@ -229,15 +230,14 @@ def tune_sequential(d_state, args):
         ms = sum(times)
         print(f'{"f+b" if backward else "fwd":4} {config.seq_fwd_block:6d} '
               f'{config.seq_fwd_programs:6d} {config.seq_chunk:5d} {config.seq_bwd_block:6d} '
-              f'{config.seq_bwd_programs:6d} {ms:8.3f}'
+              f'{config.seq_bwd_programs:6d} {config.seq_bwd_maxnreg:5d} {ms:8.3f}'
               + ''.join(f' {level_ms:7.3f}' for level_ms in times), flush=True)
         if backward not in best or ms < best[backward][1]:
             best[backward] = (config, ms)
     _, dim, height, width = LEVELS[0]
     default = triton_kernels.default_config(d_state, dim, height * width)
     (forward, fwd_ms), (backward, bwd_ms) = best[False], best[True]
-    winner = forward._replace(seq_chunk=backward.seq_chunk, seq_bwd_block=backward.seq_bwd_block,
-                              seq_bwd_programs=backward.seq_bwd_programs)
+    winner = forward._replace(**{field: getattr(backward, field) for field in BACKWARD_FIELDS})
     default_ms = sum(time_pass(module_layouts(default, by_layout, d_state, args.batch, pass_),
                                default, pass_, args.reps, training=True) for pass_ in (False, True))
     print(f'best for d_state {d_state}: {winner} ({fwd_ms + bwd_ms:.3f} ms: forward + '

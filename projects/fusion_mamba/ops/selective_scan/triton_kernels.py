@@ -585,7 +585,10 @@ class LaunchConfig(NamedTuple):
     (sequence parallelism; 0: never; it applies to forwards that save states for a
     backward as well), and the same for the backward (0: never; then a backward needs a
     grid of at least ``SEQ_MIN_PROGRAMS`` warps to run the sequential kernels; with
-    ``seq_fwd_programs`` 0 a training forward on a smaller grid walks whole sequences)."""
+    ``seq_fwd_programs`` 0 a training forward on a smaller grid walks whole sequences), and
+    a cap on the sequential backward's registers per thread (0: the compiler's choice; it
+    takes 217 at d_state 16, which leaves room for 9 one-warp programs per SM; a cap
+    trades spills for occupancy)."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -599,6 +602,7 @@ class LaunchConfig(NamedTuple):
     seq_bwd_block: int = 16
     seq_fwd_programs: int = 0
     seq_bwd_programs: int = 0
+    seq_bwd_maxnreg: int = 0
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -864,7 +868,7 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
         triton.cdiv(length, chunk), triton.cdiv(seg_len, chunk), segments - 1,
         HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
         ATOMIC=k_dirs > 1, NEED_DC=need_dc, MASKED=masked, NP=cfg.padded_states,
-        BD=block, S=chunk, num_warps=1)
+        BD=block, S=chunk, num_warps=1, maxnreg=cfg.seq_bwd_maxnreg or None)
     return [dx.to(x.dtype), ddelta, dAt.t().contiguous(), dB.to(Bm.dtype),
             dC.to(Cm.dtype) if need_dc else dC, dD, dbias]
 
