@@ -587,7 +587,7 @@ class LaunchConfig(NamedTuple):
     grid of at least ``SEQ_MIN_PROGRAMS`` warps to run the sequential kernels; with
     ``seq_fwd_programs`` 0 a training forward on a smaller grid walks whole sequences), and
     a cap on the sequential backward's registers per thread (0: the compiler's choice, about
-    220 at d_state 16 on sm_90, room for 9 one-warp programs per SM; a cap trades spills
+    220 at d_state 16 on sm_90, room for 8 one-warp programs per SM; a cap trades spills
     for occupancy)."""
     padded_states: int
     chunk: int
