@@ -171,6 +171,19 @@ def _scan_fwd_kernel(X, DT, A, BM, CM, DS, BIAS, Y, HS, LAST,
 
 
 @triton.jit
+def _step(pre, valid, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(pre-activation with delta_bias, step) in float32 (BD,) of a sequential kernel's
+    token; the step is 0 unless ``valid``."""
+    pre = pre.to(tl.float32)
+    if HAS_BIAS:
+        pre += bias
+    dt = pre
+    if SOFTPLUS:
+        dt = _softplus(pre)
+    return pre, tl.where(valid, dt, 0.0)
+
+
+@triton.jit
 def _token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl, scl, L, H, W, k,
                  dm, nm, MASKED: tl.constexpr, WITH_C: tl.constexpr):
     """Token t's spatial offset p, x and pre-activation delta (BD,) and B, C (NP,) (each
@@ -261,11 +274,7 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS, SUMH, SUMDT,
             if t % T == 0:
                 tl.store(hs_ptr + (t // T) * NP * shn, h, mask=dm[None, :])
         u = u.to(tl.float32)
-        dt = pre.to(tl.float32)
-        if HAS_BIAS:
-            dt += bias
-        if SOFTPLUS:
-            dt = _softplus(dt)
+        _, dt = _step(pre, True, bias, HAS_BIAS, SOFTPLUS)
         a = tl.exp2(A2 * dt[None, :])
         h = a * h + Bv.to(tl.float32)[:, None] * (dt * u)[None, :]
         if SUMMARY:
@@ -306,19 +315,6 @@ def _bwd_token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
         dy = tl.load(dy_ptr + p * syl, mask=dm & valid, other=0.0)
         Cv = tl.load(c_ptr + p * scl, mask=nm, other=0.0)
     return p, valid, u, pre, Bv, dy, Cv
-
-
-@triton.jit
-def _step(pre, valid, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """(pre-activation with delta_bias, step) in float32 (BD,); the step is 0 unless
-    ``valid``."""
-    pre = pre.to(tl.float32)
-    if HAS_BIAS:
-        pre += bias
-    dt = pre
-    if SOFTPLUS:
-        dt = _softplus(pre)
-    return pre, tl.where(valid, dt, 0.0)
 
 
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'sat', 'shn', 'seg_len', 'n_summaries'])
@@ -786,6 +782,17 @@ def sequence_segments(cfg: LaunchConfig, programs: int, length: int,
     return seg_len, triton.cdiv(length, seg_len)
 
 
+def _summary_buffers(segments, batch, k_dirs, cfg, dm, placeholder):
+    """The segment summaries of a sequential launch that cuts each sequence into
+    ``segments``: a state tile (B, K, segments - 1, NP, Dm) and a summed step (B, K,
+    segments - 1, Dm), float32; ``placeholder`` twice for one segment."""
+    if segments == 1:
+        return placeholder, placeholder
+    f32 = dict(device=placeholder.device, dtype=torch.float32)
+    return (torch.empty((batch, k_dirs, segments - 1, cfg.padded_states, dm), **f32),
+            torch.empty((batch, k_dirs, segments - 1, dm), **f32))
+
+
 def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, save_states,
                         cfg, hs):
     """y (B, Dm, L) of :func:`_scan_fwd_seq_kernel` in x's dtype and strides; fills ``hs``
@@ -801,11 +808,7 @@ def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, 
     at = A.t().contiguous()  # (N, K * Dm): see the kernel's docstring
     blocks = triton.cdiv(dm, block)
     seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length)
-    f32 = dict(device=x.device, dtype=torch.float32)
-    sum_h, sum_dt = y, y  # placeholders for one segment
-    if segments > 1:
-        sum_h = torch.empty((batch, k_dirs, segments - 1, cfg.padded_states, dm), **f32)
-        sum_dt = torch.empty((batch, k_dirs, segments - 1, dm), **f32)
+    sum_h, sum_dt = _summary_buffers(segments, batch, k_dirs, cfg, dm, y)
     args = (x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
             y, hs, sum_h, sum_dt, *x.stride(), *delta.stride(), at.stride(0), dm,
             *Bm.stride(), *Cm.stride(), *y.stride(), dm, length, height, width, d_state,
@@ -843,10 +846,7 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
     at = A.t().contiguous()
     blocks = triton.cdiv(dm, block)
     seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length, backward=True)
-    sum_g, sum_dt = dAt, dAt  # placeholders for one segment
-    if segments > 1:
-        sum_g = torch.empty((batch, k_dirs, segments - 1, cfg.padded_states, dm), **f32)
-        sum_dt = torch.empty((batch, k_dirs, segments - 1, dm), **f32)
+    sum_g, sum_dt = _summary_buffers(segments, batch, k_dirs, cfg, dm, dAt)
     masked = dm % block != 0 or d_state != cfg.padded_states
     bias_arg = bias if bias is not None else A
     shapes = (dm, length, height, width, d_state, dm // groups, groups, k_dirs)
