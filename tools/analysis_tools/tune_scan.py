@@ -212,7 +212,7 @@ def module_layouts(config, by_layout, d_state, batch, backward):
 def tune_sequential(d_state, args):
     """Time the sequential kernels' candidates of ``d_state``; return the best
     :class:`LaunchConfig` (the forward's best ``seq_fwd_block`` and ``seq_fwd_programs`` with
-    the backward's best ``seq_chunk``, ``seq_bwd_block`` and ``seq_bwd_programs``)."""
+    the training pass's best :data:`BACKWARD_FIELDS`)."""
     by_layout = {layout: timed_levels(d_state, args, layout) for layout in (True, False)}
     print(f'd_state {d_state}, sequential kernels: ms summed over '
           f'{", ".join(level[0] for level in LEVELS)}')
