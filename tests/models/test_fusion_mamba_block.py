@@ -140,6 +140,39 @@ def test_dssf_matches_eq_7_to_11(ir_to_rgb, rgb_to_ir, share_weights):
         assert torch.allclose(got, with_term, atol=1e-4) != switched_off
 
 
+@pytest.mark.parametrize('layout', ['channel_major', 'channels_last'])
+@pytest.mark.parametrize('share_weights', [False, True], ids=['separate', 'shared'])
+def test_dssf_scans_both_branches_in_one_call(share_weights, layout, monkeypatch):
+    """Both branches of a DSSF step go through one grouped SS2D scan (in either layout of
+    the scanned maps), with the output and the gradients of two separate scans."""
+    from fusion_mamba.models.layers import ss2d
+    torch.manual_seed(0)
+    dssf = randomize_(DSSF(8, SSM, share_weights=share_weights, ssm_ratio=1.5))
+    monkeypatch.setattr(ss2d.SS2D, 'prefers_channels_last',
+                        lambda *args, **kwargs: layout == 'channels_last')
+    calls = []
+    scan = ss2d.ss2d_selective_scan
+    monkeypatch.setattr(ss2d, 'ss2d_selective_scan',
+                        lambda x, *args, **kwargs: calls.append(x) or scan(x, *args, **kwargs))
+    f = [torch.randn(2, 8, 3, 5, requires_grad=True) for _ in range(2)]
+
+    def run():
+        dssf.zero_grad()
+        out = dssf(*f)
+        grads = torch.autograd.grad(sum((o * o).sum() for o in out), f + list(dssf.parameters()))
+        return out, grads
+
+    out, grads = run()
+    assert [tuple(x.shape) for x in calls] == [(2, 24, 3, 5)]  # 2 x 12 channels
+    assert (calls[0].stride(1) == 1) == (layout == 'channels_last')
+    monkeypatch.setattr(ss2d.SS2D, 'groups_with', lambda self, other: False)
+    calls.clear()
+    separate, separate_grads = run()
+    assert len(calls) == 2
+    for got, want in zip(out + grads, separate + separate_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize('use_sscs', [False, True], ids=['dssf-only', 'sscs+dssf'])
 def test_fusion_mamba_block_matches_eq_12(use_sscs):
     """F^ = F + DSSF^N(T) (Eq. 12) with T the channel-swapped maps through the VSS blocks
@@ -266,7 +299,7 @@ def test_gradient_checkpointing_matches(with_cp, device, request):
     block.train()
     x = (torch.randn(2, 8, 12, 10, device=device, requires_grad=True),
          torch.randn(2, 8, 12, 10, device=device))
-    scans = 2 * (1 + 2)  # SS2Ds: one VSS and two DSSF branches per modality
+    scans = 2 + 2  # scan calls: one VSS per modality, one for both branches of each DSSF
     held = {}
     for mode in (False, with_cp) if with_cp is True else (False, True, with_cp):
         block.with_cp = mode

@@ -31,18 +31,20 @@ def scan_inputs(batch, dim, d_state, length, groups=None, dtype=torch.float32, d
 
 
 def ss2d_inputs(batch, dim, d_state, height, width, dtype=torch.float32, device='cpu', seed=0,
-                extras=True):
-    """Random SS2D inputs in the spatial layout; a dict of leaf tensors requiring grad."""
+                extras=True, groups=None):
+    """Random SS2D inputs in the spatial layout; a dict of leaf tensors requiring grad. With
+    ``groups`` B and C are (B, 4, G, N, H, W), one per channel group."""
     gen = torch.Generator().manual_seed(seed)
 
     def rand(*shape, scale=1.0, dt=dtype):
         return (torch.randn(*shape, generator=gen) * scale).to(device, dt)
 
+    grouped = () if groups is None else (groups, )
     inputs = dict(x=rand(batch, dim, height, width),
                   delta=rand(batch, 4, dim, height, width, scale=0.5),
                   A=(-0.5 - torch.rand(4 * dim, d_state, generator=gen)).to(device),
-                  B=rand(batch, 4, d_state, height, width),
-                  C=rand(batch, 4, d_state, height, width))
+                  B=rand(batch, 4, *grouped, d_state, height, width),
+                  C=rand(batch, 4, *grouped, d_state, height, width))
     if extras:
         inputs.update(D=rand(4 * dim, dt=torch.float32),
                       delta_bias=rand(4 * dim, scale=0.3, dt=torch.float32))
@@ -58,7 +60,9 @@ def relayout(tensor, order):
 def channels_last_ss2d(inputs):
     """SS2D inputs laid out as the channels-last SS2D module makes them: x (B, H, W, D) in
     memory, delta (K, B, H, W, D), B and C (B, H, W, K, N); same values, fresh leaves."""
-    orders = dict(x=(0, 2, 3, 1), delta=(1, 0, 3, 4, 2), B=(0, 3, 4, 1, 2), C=(0, 3, 4, 1, 2))
+    grouped = inputs['B'].dim() == 6  # (B, H, W, K, G, N)
+    bc = (0, 4, 5, 1, 2, 3) if grouped else (0, 3, 4, 1, 2)
+    orders = dict(x=(0, 2, 3, 1), delta=(1, 0, 3, 4, 2), B=bc, C=bc)
     return {k: relayout(v, orders[k]) if k in orders else v.detach().requires_grad_()
             for k, v in inputs.items()}
 
@@ -106,9 +110,20 @@ def direction_indices(height, width, device='cpu'):
 
 def explicit_ss2d(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
                   backend='reference'):
-    """Cross-scan -> 4 separate 1D scans -> cross-merge, written out with explicit indices."""
+    """Cross-scan -> 4 separate 1D scans -> cross-merge, written out with explicit indices;
+    with grouped B / C (B, 4, G, N, H, W) one such SS2D per channel group, concatenated."""
     from fusion_mamba.ops import selective_scan
     batch, dim, height, width = x.shape
+    if B.dim() == 6:
+        size = dim // B.shape[2]
+
+        def rows(t, g):  # (4 * dim, ...) or None -> group g's rows of every direction
+            return None if t is None else t.unflatten(0, (4, dim))[
+                :, g * size:(g + 1) * size].flatten(0, 1)
+        return torch.cat([explicit_ss2d(
+            x[:, g * size:(g + 1) * size], delta[:, :, g * size:(g + 1) * size], rows(A, g),
+            B[:, :, g], C[:, :, g], rows(D, g), rows(delta_bias, g), delta_softplus, backend)
+            for g in range(B.shape[2])], dim=1)
     out = x.new_zeros(batch, dim, height * width, dtype=torch.float32)
     for k, idx in enumerate(direction_indices(height, width, x.device)):
         rows = slice(k * dim, (k + 1) * dim)

@@ -91,7 +91,24 @@ def sequential_on_small_grids(monkeypatch):
     monkeypatch.setattr(triton_kernels, 'SEQ_MIN_PROGRAMS', 0)
 
 
-@pytest.mark.parametrize('layout', ['channel_major', 'channels_last', 'channels_last_chunked'])
+@pytest.fixture
+def whole_sequence_launch(monkeypatch):
+    """The default launch without the backward's segments: a channels-last SS2D with
+    gradients on a small grid takes the chunked kernels on contiguous copies."""
+    from fusion_mamba.ops.selective_scan import triton_kernels
+
+    def config(d_state, per_block, length):
+        return triton_kernels.default_config(d_state, per_block, length)._replace(
+            seq_bwd_programs=0)
+    monkeypatch.setattr(triton_kernels, 'launch_config', config)
+
+
+LAYOUT_FIXTURES = {'channels_last': 'sequential_on_small_grids',
+                   'channels_last_chunked': 'whole_sequence_launch'}
+
+
+@pytest.mark.parametrize('layout', ['channel_major', 'channels_last', 'channels_last_default',
+                                    'channels_last_chunked'])
 @pytest.mark.parametrize('backend', GPU_BACKENDS)
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
 @pytest.mark.parametrize('shape', [(1, 3, 1, 5, 7), (2, 5, 16, 9, 4), (2, 64, 16, 20, 20),
@@ -99,12 +116,13 @@ def sequential_on_small_grids(monkeypatch):
                          ids=str)
 def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, layout, request):
     """Both layouts of the inputs: channels-last runs Triton's sequential kernels (masked
-    channel blocks at D = 5 / 40, masked states at d_state 12), or on a grid this small by
-    default the chunked ones on contiguous copies."""
+    channel blocks at D = 5 / 40, masked states at d_state 12) over whole sequences, or
+    under the default launch on a grid this small cut into segments, or under a launch
+    without the backward's segments the chunked kernels on contiguous copies."""
     require(backend)
     channels_last = layout != 'channel_major'
-    if layout == 'channels_last':
-        request.getfixturevalue('sequential_on_small_grids')
+    if layout in LAYOUT_FIXTURES:
+        request.getfixturevalue(LAYOUT_FIXTURES[layout])
     inputs, ref, g_ref = ss2d_reference(shape, dtype)
     ours_inputs = (channels_last_ss2d if channels_last else detached_copy)(inputs)
     ours = ss2d_selective_scan(**ours_inputs, backend=backend)
@@ -112,6 +130,25 @@ def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, layout, r
     # mamba-ssm returns each direction rounded to the input dtype before the 4-way merge
     assert_close(ours, ref, dtype, 'y', 4 if backend == 'mamba_ssm' else 1)
     assert_grads_close(grads_of(ours, ours_inputs), g_ref, dtype)
+
+
+@pytest.mark.parametrize('layout', ['channel_major', 'channels_last', 'channels_last_default',
+                                    'channels_last_chunked'])
+@pytest.mark.parametrize('dtype', DTYPES, ids=str)
+@pytest.mark.parametrize('shape', [(2, 64, 16, 20, 20), (1, 96, 12, 9, 31)], ids=str)
+def test_grouped_ss2d_on_triton(shape, dtype, layout, request):
+    """Two channel groups with their own B / C (the RGB and IR branches of a DSSF module in
+    one call) on every Triton path: each group's explicit SS2D, outputs and gradients."""
+    require('triton')
+    if layout in LAYOUT_FIXTURES:
+        request.getfixturevalue(LAYOUT_FIXTURES[layout])
+    inputs = ss2d_inputs(*shape, dtype=dtype, device='cuda', groups=2)
+    ref_inputs = detached_copy(inputs, torch.float32)
+    ref = explicit_ss2d(**ref_inputs)
+    ours_inputs = (detached_copy if layout == 'channel_major' else channels_last_ss2d)(inputs)
+    ours = ss2d_selective_scan(**ours_inputs, backend='triton')
+    assert_close(ours, ref, dtype)
+    assert_grads_close(grads_of(ours, ours_inputs), grads_of(ref, ref_inputs), dtype)
 
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)

@@ -55,6 +55,21 @@ def test_ss2d_matches_explicit_cross_scan(shape, backend):
     assert_grads_close(grads_of(y, inputs), grads_of(y_ref, ref_inputs), torch.float32)
 
 
+@pytest.mark.parametrize('backend', ['torch', 'reference', 'parallel'])
+def test_grouped_ss2d_scans_each_group_with_its_own_projections(backend):
+    """With B / C of shape (B, 4, G, N, H, W) the channels form G equal groups, group g
+    scanning with B[:, :, g] and C[:, :, g]: G explicit SS2D scans of its channels
+    (outputs and gradients)."""
+    inputs = ss2d_inputs(2, 6, 4, 5, 3, groups=2)
+    y = ss2d_selective_scan(**inputs, backend=backend)
+    ref_inputs = detached_copy(inputs)
+    y_ref = explicit_ss2d(**ref_inputs)
+    assert_close(y, y_ref, torch.float32, 'y')
+    assert_grads_close(grads_of(y, inputs), grads_of(y_ref, ref_inputs), torch.float32)
+    with pytest.raises(ValueError, match='4 channel groups do not divide the 6 channels'):
+        ss2d_selective_scan(**dict(inputs, B=torch.randn(2, 4, 4, 4, 5, 3)), backend=backend)
+
+
 def test_ss2d_without_optional_parameters():
     inputs = ss2d_inputs(1, 2, 4, 3, 4, extras=False)
     y = ss2d_selective_scan(**inputs, delta_softplus=False, backend='torch')
@@ -100,30 +115,32 @@ def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monke
     on CUDA at d_state >= 8, on grids of at least SEQ_MIN_PROGRAMS warps, and without a
     backward on every grid when the launch cuts the forward into segments (the default; a
     launch with ``seq_fwd_programs`` 0 does not), with one on every grid when it cuts the
-    backward's (``seq_bwd_programs``, off by default); never on CPU backends."""
+    backward's (``seq_bwd_programs``, the default too); never on CPU backends."""
     from fusion_mamba.ops import ss2d_prefers_channels_last
     assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu')
     assert not ss2d_prefers_channels_last(64, 512, 16, 'cpu', backend='torch', needs_grad=False)
     pytest.importorskip('triton')
     from fusion_mamba.ops.selective_scan import triton_kernels
-    # FM-YOLOv8-l's P3 (512 channels, 4 directions): 16 warps of 32 channels per direction
+    # the default launch segments small forwards and backwards: batch 1 runs them too
+    for needs_grad in (True, False):
+        assert triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad)
+        assert not triton_kernels.sequential_scan(64, 4, 512, 1, needs_grad)  # d_state 1
+    # a launch that cuts no sequence needs a full grid: FM-YOLOv8-l's P3 (512 channels, 4
+    # directions) has 16 warps of 32 channels per direction
+    whole = triton_kernels.default_config(16, 512, 6400)._replace(
+        seq_fwd_programs=0, seq_bwd_programs=0)
     assert triton_kernels.SEQ_MIN_PROGRAMS == 256
-    assert triton_kernels.sequential_scan(4, 4, 512, 16, needs_grad=True)
-    assert not triton_kernels.sequential_scan(3, 4, 512, 16, needs_grad=True)
-    assert triton_kernels.sequential_scan(2, 4, 1024, 16, needs_grad=True)
-    # the default launch segments small gradient-free forwards: batch 1 runs them too
-    assert triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
-    assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=True)
-    for needs_grad in (True, False):  # d_state 1: chunked kernels
-        assert not triton_kernels.sequential_scan(64, 4, 512, 1, needs_grad)
+    for needs_grad in (True, False):
+        assert triton_kernels.sequential_scan(4, 4, 512, 16, needs_grad, whole)
+        assert not triton_kernels.sequential_scan(3, 4, 512, 16, needs_grad, whole)
+        assert triton_kernels.sequential_scan(2, 4, 1024, 16, needs_grad, whole)
+    # each pass follows its own field
+    assert triton_kernels.sequential_scan(1, 4, 512, 16, True,
+                                          whole._replace(seq_bwd_programs=1024))
+    assert not triton_kernels.sequential_scan(1, 4, 512, 16, False,
+                                              whole._replace(seq_bwd_programs=1024))
     monkeypatch.setattr(triton_kernels, 'launch_config', segmented_launch(triton_kernels, 0))
     assert not triton_kernels.sequential_scan(1, 4, 512, 16, needs_grad=False)
-    assert triton_kernels.sequential_scan(4, 4, 512, 16, needs_grad=False)
-    # a launch that segments the backward runs training on any grid
-    default = triton_kernels.default_config(16, 512, 6400)
-    assert default.seq_bwd_programs == 0
-    assert triton_kernels.sequential_scan(1, 4, 512, 16, True,
-                                          default._replace(seq_bwd_programs=2048))
 
 
 @pytest.mark.parametrize('backward', [False, True])

@@ -33,12 +33,17 @@ def check_states():
     assert_grads_close(grads_of(ours, inputs), grads_of(ref, ref_inputs), torch.float32)
 
 
-def check_ss2d(dim, d_state, height, width, channels_last=False, batch=1):
-    inputs = ss2d_inputs(batch, dim, d_state, height, width)
+def check_ss2d(dim, d_state, height, width, channels_last=False, batch=1, groups=None):
+    inputs = ss2d_inputs(batch, dim, d_state, height, width, groups=groups)
     if channels_last:  # the sequential forward (for d_state >= 8)
         inputs = channels_last_ss2d(inputs)
     ours = ss2d_selective_scan(**inputs, backend='triton')
-    sequential = channels_last and triton_kernels.launch_config(d_state, dim, 1).seq_fwd_block > 0
+    per_group = dim // (groups or 1)
+    cfg = triton_kernels.launch_config(d_state, per_group, 1)
+    blocks = (cfg.seq_fwd_block, cfg.seq_bwd_block)
+    # a channel block of the sequential kernels must not straddle two groups
+    sequential = channels_last and cfg.seq_fwd_block > 0 and (
+        groups is None or all(per_group % block == 0 for block in blocks))
     assert ours.stride(1) == 1 if sequential else ours.is_contiguous()
     ref_inputs = detached_copy(inputs)
     ref = explicit_ss2d(**ref_inputs)
@@ -120,6 +125,7 @@ for launch in (triton_kernels.default_config, with_launch(4, (2, 1), (1, 1)),
     check_ss2d(3, 2, 3, 5)
     check_ss2d(2, 16, 5, 3)
     check_ss2d(2, 16, 5, 3, channels_last=True)
+    check_ss2d(16, 16, 3, 2, channels_last=True, groups=2)  # two groups of 8 channels
 check_ss2d(40, 12, 3, 4, channels_last=True)  # two channel blocks, the second and states masked
 # the segmented launch above cut check_ss2d(2, 16, 5, 3)'s 15 tokens (4 programs) into 4
 # segments; at batch 3 (12 programs) into 4 segments again, each batch its own
@@ -141,6 +147,7 @@ check_ss2d(2, 16, 5, 3, channels_last=True)
 check_ss2d(2, 16, 6, 7, channels_last=True)
 check_ss2d(2, 16, 6, 7, channels_last=True, batch=3)
 check_ss2d(10, 12, 6, 7, channels_last=True)  # masked channels and states, 12 programs
+check_ss2d(16, 12, 6, 7, channels_last=True, groups=2)
 triton_kernels.SEQ_MIN_PROGRAMS = 0
 triton_kernels.launch_config = triton_kernels.default_config
 check_ss2d_unusual_layouts()

@@ -452,7 +452,8 @@ def test_tune_scan_sequential_candidates():
     assert all(c._replace(**{f: getattr(default, f) for f in tuned}) == default
                for _, c in pairs)
     small = [c for backward, c in tune_scan.sequential_candidates(16, False) if backward]
-    assert [c for c in small if not c.seq_bwd_programs] == [default]
+    whole = default._replace(seq_bwd_programs=0)
+    assert [c for c in small if not c.seq_bwd_programs] == [whole]
     assert len(small) == 1 + sum(1 for c in backwards if c.seq_bwd_programs)
     # batch 1 is too small for a whole-sequence backward at every level, batch 4 is not
     assert not tune_scan.sequential_backward(1, 16) and tune_scan.sequential_backward(4, 16)
@@ -469,8 +470,9 @@ def test_tune_scan_times_the_layout_the_module_would_use():
     from fusion_mamba.ops.selective_scan import triton_kernels as kernels
     by_layout = {True: ['P3 last', 'P4 last', 'P5 last'],
                  False: ['P3 major', 'P4 major', 'P5 major']}
-    segmented = kernels.default_config(16, 512, 6400)
-    assert segmented.seq_fwd_programs == 2048
+    both = kernels.default_config(16, 512, 6400)  # both passes cut small grids' sequences
+    assert (both.seq_fwd_programs, both.seq_bwd_programs) == (2048, 1024)
+    segmented = both._replace(seq_bwd_programs=0)  # the forward's only
     whole = segmented._replace(seq_fwd_programs=0)  # unsegmented sequences
 
     def layouts(config, batch, backward):
@@ -480,7 +482,6 @@ def test_tune_scan_times_the_layout_the_module_would_use():
     assert layouts(whole, 1, False) == ['major'] * 3
     assert layouts(segmented, 1, False) == ['last'] * 3
     assert layouts(segmented, 1, True) == ['major'] * 3
-    both = segmented._replace(seq_bwd_programs=2048)  # the backward segmented as well
     assert layouts(both, 1, True) == ['last'] * 3
     assert layouts(whole, 2, True) == ['major', 'last', 'last']  # P4 / P5: 1024 channels
     assert layouts(whole, 16, True) == layouts(whole, 16, False) == ['last'] * 3

@@ -59,7 +59,7 @@ CANDIDATES = {
 # values tried for the sequential kernels' fields (d_state >= 8)
 SEQUENTIAL_CANDIDATES = dict(seq_fwd_block=(8, 16, 32), seq_fwd_programs=(0, 1024, 2048, 4096),
                              seq_chunk=(16, 32, 64), seq_bwd_block=(8, 16, 32),
-                             seq_bwd_programs=(0, 2048, 4096), seq_bwd_maxnreg=(0, 168))
+                             seq_bwd_programs=(0, 1024, 2048, 4096), seq_bwd_maxnreg=(0, 168))
 BACKWARD_FIELDS = ('seq_chunk', 'seq_bwd_block', 'seq_bwd_programs', 'seq_bwd_maxnreg')
 
 

@@ -61,7 +61,8 @@ def _check_shape(name, t, shape):
 
 
 def check_ss2d_inputs(x, delta, A, B, C, D=None, delta_bias=None):
-    """Validate SS2D arguments (shapes as :func:`ss2d_selective_scan`); return (B, D, N, H, W)."""
+    """Validate SS2D arguments (shapes as :func:`ss2d_selective_scan`); return (B, D, N, H, W,
+    G)."""
     check_dtypes_and_devices(x, delta, A, B, C, D, None, delta_bias)
     if x.dim() != 4:
         raise ValueError(f'x must be (B, D, H, W), got shape {tuple(x.shape)}')
@@ -71,12 +72,24 @@ def check_ss2d_inputs(x, delta, A, B, C, D=None, delta_bias=None):
     d_state = A.shape[1]
     _check_shape('A', A, (DIRECTIONS * dim, d_state))
     _check_shape('delta', delta, (batch, DIRECTIONS, dim, height, width))
-    _check_shape('B', B, (batch, DIRECTIONS, d_state, height, width))
-    _check_shape('C', C, (batch, DIRECTIONS, d_state, height, width))
+    groups = B.shape[2] if B.dim() == 6 else 1
+    if groups < 1 or dim % groups:
+        raise ValueError(f'B: {groups} channel groups do not divide the {dim} channels of x')
+    grouped = (groups, ) if B.dim() == 6 else ()
+    _check_shape('B', B, (batch, DIRECTIONS, *grouped, d_state, height, width))
+    _check_shape('C', C, (batch, DIRECTIONS, *grouped, d_state, height, width))
     for name, t in (('D', D), ('delta_bias', delta_bias)):
         if t is not None:
             _check_shape(name, t, (DIRECTIONS * dim, ))
-    return batch, dim, d_state, height, width
+    return batch, dim, d_state, height, width, groups
+
+
+def _direction_groups(p, groups):
+    """(B, 4, [G,] N, H, W) -> (B, 4 * G, N, H * W): group g of direction k at k * G + g,
+    read in direction k's order."""
+    batch, _, *_, d_state, height, width = p.shape
+    seq = directional_sequences(p.reshape(batch, DIRECTIONS, groups * d_state, height, width))
+    return seq.reshape(batch, DIRECTIONS * groups, d_state, height * width)
 
 
 def upcast_for(backend, *tensors):
@@ -114,7 +127,10 @@ def ss2d_selective_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softpl
         x: (B, D, H, W) input map.
         delta: (B, 4, D, H, W) per-direction time steps, in the spatial layout.
         A: (4 * D, N), rows k * D ... (k + 1) * D - 1 for direction k.
-        B, C: (B, 4, N, H, W) per-direction input / output projections, spatial layout.
+        B, C: (B, 4, N, H, W) per-direction input / output projections, spatial layout;
+            or (B, 4, G, N, H, W): the channels in G equal groups, group g (channels g * D /
+            G ... (g + 1) * D / G - 1) reading B[:, k, g] (several scans of the same shapes
+            in one call, their maps concatenated along the channels).
         D, delta_bias: (4 * D,) or None.
         backend: as :func:`fusion_mamba.ops.selective_scan`; 'triton' runs one fused kernel
             with no cross-scan copy, the others cross-scan, scan (B, 4 * D, H * W) with 4
@@ -123,7 +139,7 @@ def ss2d_selective_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softpl
     Returns:
         (B, D, H, W) in x's dtype.
     """
-    batch, dim, _, height, width = check_ss2d_inputs(x, delta, A, B, C, D, delta_bias)
+    batch, dim, _, height, width, groups = check_ss2d_inputs(x, delta, A, B, C, D, delta_bias)
     name = resolve_backend(backend, x.device)
     if name == 'triton':
         return get_backend(name).ss2d_scan(x, delta, A, B, C, D, delta_bias, delta_softplus)
@@ -132,6 +148,6 @@ def ss2d_selective_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softpl
     x, delta, B, C = upcast_for(name, x, delta, B, C)
     y = scan_sequences(name, cross_scan(x).reshape(batch, DIRECTIONS * dim, length),
                        directional_sequences(delta).reshape(batch, DIRECTIONS * dim, length),
-                       A, directional_sequences(B), directional_sequences(C), D, delta_bias,
-                       delta_softplus)
+                       A, _direction_groups(B, groups), _direction_groups(C, groups), D,
+                       delta_bias, delta_softplus)
     return cross_merge(y.view(batch, DIRECTIONS, dim, length), (height, width)).to(dtype)

@@ -13,7 +13,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
 from ..layers.checkpointing import check_with_cp, run_checkpointed
-from ..layers.state_space_branch import ChannelsLastMLP, GatedStateSpaceBranch
+from ..layers.state_space_branch import ChannelsLastMLP, GatedStateSpaceBranch, run_branches
 from ..layers.vss_block import VSSBlock
 
 DEFAULT_SSM_CFG = dict(type='SS2D', d_state=16, dt_rank='auto', backend='auto')
@@ -46,6 +46,8 @@ class DSSF(nn.Module):
     ``y'_R = y_R * z_R + [ir_to_rgb] z_R * y_IR``,
     ``y'_IR = y_IR * z_IR + [rgb_to_ir] z_IR * y_R``,
     ``F_R <- F_R + Linear(y'_R)`` and likewise for IR (then an optional MLP residual).
+    The two branches' scans run as one call where their operators allow it
+    (:func:`~fusion_mamba.models.layers.state_space_branch.run_branches`).
 
     Args:
         channels (int): C.
@@ -88,8 +90,8 @@ class DSSF(nn.Module):
     def forward(self, f_rgb: torch.Tensor,
                 f_ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """f_rgb, f_ir: (B, C, H, W) -> updated (B, C, H, W) pair."""
-        y_r, z_r = self.branches[self._modality(0)](f_rgb)
-        y_i, z_i = self.branches[self._modality(1)](f_ir)
+        (y_r, z_r), (y_i, z_i) = run_branches(
+            [self.branches[self._modality(m)] for m in (0, 1)], [f_rgb, f_ir])
         mixed_r = z_r * (y_r + y_i) if self.ir_to_rgb else z_r * y_r
         mixed_i = z_i * (y_i + y_r) if self.rgb_to_ir else z_i * y_i
         outs = []

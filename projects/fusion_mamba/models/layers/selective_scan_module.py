@@ -84,44 +84,66 @@ class SelectiveScanModule(nn.Module):
     def token_parameters(self, x: torch.Tensor, x_proj_weight: torch.Tensor,
                          dt_proj_weight: torch.Tensor
                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-token (delta, B, C) of a (B, D, H, W) map for K projections.
+        """Per-token (delta, B, C) of a (B, D, H, W) map for K projections: delta (B, K, D,
+        H, W) before bias and softplus, B and C (B, K, N, H, W). See
+        :meth:`grouped_token_parameters` (one group)."""
+        delta, B, C = self.grouped_token_parameters([x], [x_proj_weight], [dt_proj_weight])
+        return delta, B.squeeze(2), C.squeeze(2)
 
-        The projections run in x's dtype (bf16 / fp16 activations under autocast with fp32
-        weights): the scan wants delta, B and C in u's dtype and accumulates in fp32.
+    def grouped_token_parameters(self, maps: Sequence[torch.Tensor],
+                                 x_proj_weights: Sequence[torch.Tensor],
+                                 dt_proj_weights: Sequence[torch.Tensor]
+                                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-token (delta, B, C) of G maps of one shape and layout, map g with its own
+        projections, laid out for one grouped scan of the maps concatenated along the
+        channels (:func:`fusion_mamba.ops.ss2d_selective_scan` with G groups).
 
-        The products come out in the layout the scan reads best, with no copy of x: for a
-        channels-last x (channel stride 1, D > 1) token-major, each token's channels (and
-        states) contiguous; otherwise channel-major, each channel's tokens contiguous.
+        The projections run in the maps' dtype (bf16 / fp16 activations under autocast with
+        fp32 weights): the scan wants delta, B and C in u's dtype and accumulates in fp32.
+
+        The products come out in the layout the scan reads best, with no copy of a map: for
+        channels-last maps (channel stride 1, D > 1) token-major, each token's channels (and
+        states) contiguous; otherwise channel-major, each channel's tokens contiguous. The
+        step projection of all groups is one batched matmul with a block-diagonal (G R, G D)
+        weight per direction, so that delta comes out in one piece.
 
         Args:
-            x: (B, D, H, W).
-            x_proj_weight: (K, R + 2N, D). dt_proj_weight: (K, D, R).
+            maps: G maps (B, D, H, W).
+            x_proj_weights: G weights (K, R + 2N, D). dt_proj_weights: G weights (K, D, R).
 
         Returns:
-            delta (B, K, D, H, W) before bias and softplus; B and C (B, K, N, H, W).
+            delta (B, K, G * D, H, W) before bias and softplus, channel g * D + d from map
+            g; B and C (B, K, G, N, H, W).
         """
         n, r = self.d_state, self.dt_rank
-        batch, dim, height, width = x.shape
-        k = x_proj_weight.shape[0]
-        w_proj = x_proj_weight.reshape(-1, dim).to(x.dtype)
-        w_dt = dt_proj_weight.to(x.dtype)
-        if dim > 1 and x.stride(1) == 1:
-            # (B, L, D) @ (D, K (R + 2N)), then per direction (B L, R) @ (R, D): delta is
-            # (K, B, L, D) in memory, B and C are views of the first product
-            tokens = torch.matmul(x.permute(0, 2, 3, 1).reshape(batch, -1, dim), w_proj.t())
-            dt, B, C = torch.split(tokens.view(batch, -1, k, r + 2 * n), [r, n, n], dim=3)
-            delta = torch.einsum('blkr,kdr->kbld', dt, w_dt)
-            return (delta.permute(1, 0, 3, 2).reshape(batch, k, dim, height, width),
-                    B.permute(0, 2, 3, 1).reshape(batch, k, n, height, width),
-                    C.permute(0, 2, 3, 1).reshape(batch, k, n, height, width))
-        # (K (R + 2N), D) @ (B, D, HW), then (K, D, R) @ (B, K, R, HW): both products come out
-        # contiguous in the layout the scan reads (an einsum left delta permuted, copied
-        # before every scan), and x is never expanded over K (autograd would keep the copy)
-        proj = torch.matmul(w_proj, x.reshape(batch, dim, -1)).view(batch, k, r + 2 * n, -1)
-        dt, B, C = torch.split(proj, [r, n, n], dim=2)
-        delta = torch.matmul(w_dt, dt)
-        return (delta.view(batch, k, dim, height, width),
-                B.reshape(batch, k, n, height, width), C.reshape(batch, k, n, height, width))
+        batch, dim, height, width = maps[0].shape
+        k = x_proj_weights[0].shape[0]
+        dtype = maps[0].dtype
+        w_proj = [w.reshape(-1, dim).to(dtype) for w in x_proj_weights]
+        w_dt = _block_diagonal([w.to(dtype).transpose(1, 2) for w in dt_proj_weights])
+        groups = len(maps)
+        if dim > 1 and maps[0].stride(1) == 1:
+            # per map (B, L, D) @ (D, K (R + 2N)), then per direction (B L, G R) @ (G R, G D):
+            # delta is (K, B, L, G D) in memory, B and C are views of the stacked products
+            tokens = _stack([torch.matmul(x.permute(0, 2, 3, 1).reshape(batch, -1, dim),
+                                          w.t()).view(batch, -1, k, r + 2 * n)
+                             for x, w in zip(maps, w_proj)], dim=3)
+            dt, B, C = torch.split(tokens, [r, n, n], dim=4)
+            dt = dt.permute(2, 0, 1, 3, 4).reshape(k, -1, groups * r)
+            delta = torch.matmul(dt, w_dt).view(k, batch, height, width, -1)
+            return (delta.permute(1, 0, 4, 2, 3),
+                    B.permute(0, 2, 3, 4, 1).unflatten(-1, (height, width)),
+                    C.permute(0, 2, 3, 4, 1).unflatten(-1, (height, width)))
+        # per map (K (R + 2N), D) @ (B, D, HW), then (K, G D, G R) @ (B, K, G R, HW): both
+        # products come out contiguous in the layout the scan reads (an einsum left delta
+        # permuted, copied before every scan), and no map is expanded over K (autograd would
+        # keep the copy)
+        proj = _stack([torch.matmul(w, x.reshape(batch, dim, -1)).view(batch, k, r + 2 * n, -1)
+                       for x, w in zip(maps, w_proj)], dim=2)
+        dt, B, C = torch.split(proj, [r, n, n], dim=3)
+        delta = torch.matmul(w_dt.transpose(1, 2), dt.reshape(batch, k, groups * r, -1))
+        return (delta.view(batch, k, groups * dim, height, width),
+                B.unflatten(-1, (height, width)), C.unflatten(-1, (height, width)))
 
     def scan_constants(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A = -exp(A_log) (S * D, N), D (S * D,) and the step bias (S * D,), in float32."""
@@ -131,3 +153,19 @@ class SelectiveScanModule(nn.Module):
     def extra_repr(self) -> str:
         return (f'd_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, '
                 f'backend={self.backend!r}')
+
+
+def _stack(tensors: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
+    """torch.stack, without a copy for one tensor."""
+    return tensors[0].unsqueeze(dim) if len(tensors) == 1 else torch.stack(tensors, dim)
+
+
+def _block_diagonal(blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """G (K, R, D) blocks -> (K, G R, G D), block g on the diagonal and zeros elsewhere."""
+    if len(blocks) == 1:
+        return blocks[0]
+    k, r, d = blocks[0].shape
+    out = blocks[0].new_zeros(k, len(blocks) * r, len(blocks) * d)
+    for g, block in enumerate(blocks):
+        out[:, g * r:(g + 1) * r, g * d:(g + 1) * d] = block
+    return out

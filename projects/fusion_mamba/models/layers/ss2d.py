@@ -1,7 +1,8 @@
 """SS2D: VMamba's 2D selective scan as a module with its own parameters."""
-from typing import Union
+from typing import List, Sequence, Union
 
 import torch
+import torch.nn as nn
 from mmdet.registry import MODELS
 
 from fusion_mamba.ops import ss2d_prefers_channels_last, ss2d_selective_scan
@@ -9,7 +10,7 @@ from .selective_scan_module import SelectiveScanModule, resolve_dt_rank
 
 NUM_DIRECTIONS = 4
 
-__all__ = ['NUM_DIRECTIONS', 'SS2D', 'resolve_dt_rank']
+__all__ = ['NUM_DIRECTIONS', 'SS2D', 'grouped_ss2d', 'resolve_dt_rank']
 
 
 @MODELS.register_module()
@@ -55,9 +56,54 @@ class SS2D(SelectiveScanModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scan a (B, D, H, W) map in four directions; returns the merged (B, D, H, W)."""
-        if x.dim() != 4 or x.shape[1] != self.d_inner:
-            raise ValueError(f'SS2D expects (B, {self.d_inner}, H, W), got {tuple(x.shape)}')
-        delta, B, C = self.token_parameters(x, self.x_proj_weight, self.dt_proj_weight)
-        A, D, delta_bias = self.scan_constants()
-        return ss2d_selective_scan(x, delta, A, B, C, D, delta_bias=delta_bias,
-                                   delta_softplus=True, backend=self.backend)
+        return grouped_ss2d([self], [x])[0]
+
+    def groups_with(self, other: nn.Module) -> bool:
+        """Whether ``other`` can scan in one call with this module (:func:`grouped_ss2d`):
+        an SS2D of the same shapes and backend."""
+        return isinstance(other, SS2D) and all(
+            getattr(self, name) == getattr(other, name)
+            for name in ('d_inner', 'd_state', 'dt_rank', 'backend'))
+
+
+def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Each SS2D module of one configuration on its own map, all maps of one shape and
+    layout, in one scan call: the maps concatenated along the channels, module g's
+    projections, A, D and step bias on channel group g. One launch of twice the grid
+    fills the GPU better than two (the RGB and IR branches of a DSSF module); the result
+    equals each module's own scan.
+
+    Args:
+        modules: G modules, ``modules[0].groups_with(m)`` for each other one.
+        maps: G maps (B, D, H, W) of one shape, dtype and layout.
+
+    Returns:
+        G scanned maps (B, D, H, W), views of one (B, G D, H, W) result.
+    """
+    first = modules[0]
+    for x in maps:
+        if x.dim() != 4 or x.shape[1] != first.d_inner:
+            raise ValueError(f'SS2D expects (B, {first.d_inner}, H, W), got {tuple(x.shape)}')
+    if len(modules) != len(maps) or not all(first.groups_with(m) for m in modules[1:]):
+        raise ValueError('grouped_ss2d needs one map per module and modules of one '
+                         'configuration (SS2D.groups_with)')
+    if any(x.shape != maps[0].shape or x.stride() != maps[0].stride() for x in maps):
+        raise ValueError('grouped_ss2d needs maps of one shape and layout, got '
+                         f'{[tuple(x.shape) for x in maps]}')
+    delta, B, C = first.grouped_token_parameters(
+        maps, [m.x_proj_weight for m in modules], [m.dt_proj_weight for m in modules])
+    A, D, delta_bias = (_direction_major(group)
+                        for group in zip(*(m.scan_constants() for m in modules)))
+    x = maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
+    y = ss2d_selective_scan(x, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=True,
+                            backend=first.backend)
+    return list(y.chunk(len(maps), dim=1))
+
+
+def _direction_major(per_module: Sequence[torch.Tensor]) -> torch.Tensor:
+    """G (K D, ...) scan constants -> (K G D, ...): direction k's rows of every module
+    together, as the channels of the concatenated maps."""
+    if len(per_module) == 1:
+        return per_module[0]
+    return torch.cat([t.unflatten(0, (NUM_DIRECTIONS, -1)) for t in per_module],
+                     dim=1).flatten(0, 1)

@@ -1,5 +1,5 @@
 """The gated state-space branch shared by VSS blocks and DSSF modules."""
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
+
+from .ss2d import grouped_ss2d
 
 
 class GatedStateSpaceBranch(nn.Module):
@@ -47,7 +49,12 @@ class GatedStateSpaceBranch(nn.Module):
         self.out_norm = build_norm_layer(norm_cfg, d_inner)[1]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, C, H, W) -> y, z: (B, H, W, D).
+        """x: (B, C, H, W) -> y, z: (B, H, W, D)."""
+        u, z = self.scan_input(x)
+        return self.scan_output(self.ssm(u)), z
+
+    def scan_input(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, C, H, W) -> the map to scan, u (B, D, H, W), and the gate z (B, H, W, D).
 
         When the operator scans such maps fastest channels-last (its
         ``prefers_channels_last(batch, device, needs_grad)``: SS2D with Triton's sequential
@@ -60,14 +67,34 @@ class GatedStateSpaceBranch(nn.Module):
                                                         self._needs_grad(x))
         u = u.permute(0, 3, 1, 2).contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        u = F.silu(self.dwconv(u))
-        y = self.out_norm(self.ssm(u).permute(0, 2, 3, 1))
-        return y, F.silu(z)
+        return F.silu(self.dwconv(u)), F.silu(z)
+
+    def scan_output(self, scanned: torch.Tensor) -> torch.Tensor:
+        """The scanned map (B, D, H, W) -> y (B, H, W, D)."""
+        return self.out_norm(scanned.permute(0, 2, 3, 1))
 
     def _needs_grad(self, x: torch.Tensor) -> bool:
         """Whether a backward will run through this forward (the scan then saves states)."""
         return torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
+
+
+def run_branches(branches: Sequence[GatedStateSpaceBranch],
+                 maps: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Each branch on its map, ``[(y, z)]`` as from ``branch(x)``, with all their scans in
+    one call (:func:`grouped_ss2d`) when the operators group (``SS2D.groups_with``) and the
+    maps to scan share shape and layout; else one scan per branch."""
+    inputs = [branch.scan_input(x) for branch, x in zip(branches, maps)]
+    ssms = [branch.ssm for branch in branches]
+    scan_maps = [u for u, _ in inputs]
+    groups_with = getattr(ssms[0], 'groups_with', None)
+    if (groups_with is not None and all(groups_with(ssm) for ssm in ssms)
+            and all(u.shape == scan_maps[0].shape and u.stride() == scan_maps[0].stride()
+                    for u in scan_maps)):
+        scanned = grouped_ss2d(ssms, scan_maps)
+    else:
+        scanned = [ssm(u) for ssm, u in zip(ssms, scan_maps)]
+    return [(branch.scan_output(s), z) for branch, s, (_, z) in zip(branches, scanned, inputs)]
 
 
 class ChannelsLastMLP(nn.Module):

@@ -628,13 +628,19 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     spent half their cycles waiting on those loads). A forward of fewer than 2048 programs
     cuts its sequences into segments (``seq_fwd_programs``): an FM-YOLOv8-l pair at batch 1
     (bf16, CUDA graph) went from 34.1 to 28.0 ms, and the gradient-free forward at batch 8
-    from 5.7 to 4.6 ms over the three levels (``tune_scan.py --sequential``). The backward's
-    segments (``seq_bwd_programs``) are off: they have not been timed on a GPU yet."""
+    from 5.7 to 4.6 ms over the three levels (``tune_scan.py --sequential``). A backward of
+    fewer than 1024 programs (``seq_bwd_programs``; about one wave at the backward's 8
+    one-warp programs per SM) cuts its sequences into segments as well, so that training
+    on any grid runs the sequential kernels: one fusion block at 1280x1024 (batch 1, P3,
+    forward+backward, bf16) went from 265.9 to 136.9 ms with 2048 in one run, and took
+    144.1 / 148.0 / 142.2 ms with 1024 / 2048 / 4096 in the next; an FM-YOLOv8-l training
+    step at batch 4 went from 0.563 to 0.501 s. Cutting a full grid costs time: at batch 8 (1024
+    programs at P3) two segments took the P3 forward+backward from 13.8 to 15.4 ms."""
     np_ = triton.next_power_of_2(d_state)
-    prefetch, nograd_chunk, seq = False, 0, (0, 32, 16, 0)
+    prefetch, nograd_chunk, seq = False, 0, (0, 32, 16, 0, 0)
     if np_ >= 8:
         chunk, fwd, bwd = 16, (8, 4), (2, 1)
-        prefetch, nograd_chunk, seq = True, 32, (32, 32, 16, 2048)
+        prefetch, nograd_chunk, seq = True, 32, (32, 32, 16, 2048, 1024)
     else:
         chunk, fwd, bwd = 256, (4, 8), (4, 4)
     short = max(8, triton.next_power_of_2(length))
@@ -1029,6 +1035,12 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     return y, (last.detach() if return_last_state else None)
 
 
+def _direction_groups(p, length):
+    """(B, 4, [G,] N, H, W) -> (B, 4 * G, N, L): group g of direction k at k * G + g (a
+    view for token-major and channel-major layouts alike)."""
+    return p.reshape(p.shape[0], -1, p.shape[-3], length)
+
+
 def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
     """Fused SS2D on CUDA; arguments and result as :func:`fusion_mamba.ops.ss2d_selective_scan`.
     Channels-last maps (x's channel stride 1) run the sequential kernels on large grids
@@ -1037,7 +1049,7 @@ def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
     length = height * width
     y, _, _ = scan_forward(
         x.reshape(batch, dim, length), delta.reshape(batch, 4, dim, length),
-        _f32(A), B.reshape(batch, 4, -1, length), C.reshape(batch, 4, -1, length), _f32(D),
+        _f32(A), _direction_groups(B, length), _direction_groups(C, length), _f32(D),
         _f32(delta_bias), bool(delta_softplus), height, width, False,
         _needs_grad(x, delta, A, B, C, D, delta_bias))
     return y.reshape(batch, dim, height, width)  # a view in either layout
