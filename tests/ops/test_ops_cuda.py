@@ -152,6 +152,30 @@ def test_grouped_ss2d_on_triton(shape, dtype, layout, request):
 
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
+@pytest.mark.parametrize('shape', [(2, 64, 16, 20, 20), (3, 40, 12, 33, 17)], ids=str)
+def test_ss2d_training_on_wide_backward_programs(shape, dtype, monkeypatch):
+    """Under a launch whose grids here all hold enough 32-channel backward programs
+    (``seq_bwd_wide_block``), a channels-last SS2D trains on them, uncut (masked channels
+    and states in the second shape): the reference's output and gradients."""
+    require('triton')
+    from fusion_mamba.ops.selective_scan import triton_kernels
+
+    def config(d_state, per_block, length):
+        return triton_kernels.default_config(d_state, per_block, length)._replace(
+            seq_bwd_programs=8, seq_bwd_block=16, seq_bwd_wide_block=32)
+    monkeypatch.setattr(triton_kernels, 'launch_config', config)
+    batch, dim, d_state, height, width = shape
+    cfg = config(d_state, dim, height * width)
+    assert triton_kernels.backward_block(cfg, batch, 4, dim) == 32
+    inputs, ref, g_ref = ss2d_reference(shape, dtype)
+    ours_inputs = channels_last_ss2d(inputs)
+    ours = ss2d_selective_scan(**ours_inputs, backend='triton')
+    assert ours.stride(1) == 1  # the sequential kernels' channels-last output
+    assert_close(ours, ref, dtype)
+    assert_grads_close(grads_of(ours, ours_inputs), g_ref, dtype)
+
+
+@pytest.mark.parametrize('dtype', DTYPES, ids=str)
 @pytest.mark.parametrize('shape', [(1, 64, 16, 40, 40), (3, 40, 12, 33, 17)], ids=str)
 def test_ss2d_inference_on_sequence_segments(shape, dtype, monkeypatch):
     """Without gradients, under a launch that cuts the sequential forward into segments, a
@@ -190,7 +214,7 @@ def test_ss2d_training_on_sequence_segments(shape, dtype, monkeypatch):
     cfg = config(d_state, dim, height * width)
     assert not triton_kernels.sequential_scan(batch, 4, dim, d_state, True,
                                               cfg._replace(seq_bwd_programs=0))
-    programs = batch * 4 * -(-dim // cfg.seq_bwd_block)
+    programs = batch * 4 * -(-dim // triton_kernels.backward_block(cfg, batch, 4, dim))
     assert triton_kernels.sequence_segments(cfg, programs, height * width, backward=True)[1] > 1
     inputs, ref, g_ref = ss2d_reference(shape, dtype)
     ours_inputs = channels_last_ss2d(inputs)

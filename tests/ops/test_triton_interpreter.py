@@ -40,7 +40,7 @@ def check_ss2d(dim, d_state, height, width, channels_last=False, batch=1, groups
     ours = ss2d_selective_scan(**inputs, backend='triton')
     per_group = dim // (groups or 1)
     cfg = triton_kernels.launch_config(d_state, per_group, 1)
-    blocks = (cfg.seq_fwd_block, cfg.seq_bwd_block)
+    blocks = [b for b in (cfg.seq_fwd_block, cfg.seq_bwd_block, cfg.seq_bwd_wide_block) if b]
     # a channel block of the sequential kernels must not straddle two groups
     sequential = channels_last and cfg.seq_fwd_block > 0 and (
         groups is None or all(per_group % block == 0 for block in blocks))
@@ -148,6 +148,13 @@ check_ss2d(2, 16, 6, 7, channels_last=True)
 check_ss2d(2, 16, 6, 7, channels_last=True, batch=3)
 check_ss2d(10, 12, 6, 7, channels_last=True)  # masked channels and states, 12 programs
 check_ss2d(16, 12, 6, 7, channels_last=True, groups=2)
+# 32-channel backward programs wherever they fill 2 programs (all grids here): one masked
+# block of 2 channels, two of 40 with masked states
+wide = with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64, 2, 0, 32))
+triton_kernels.launch_config = wide
+assert triton_kernels.backward_block(wide(16, 2, 15), 1, 4, 2) == 32
+check_ss2d(2, 16, 5, 3, channels_last=True)
+check_ss2d(40, 12, 3, 4, channels_last=True)
 triton_kernels.SEQ_MIN_PROGRAMS = 0
 triton_kernels.launch_config = triton_kernels.default_config
 check_ss2d_unusual_layouts()

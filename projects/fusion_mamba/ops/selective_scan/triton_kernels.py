@@ -584,7 +584,9 @@ class LaunchConfig(NamedTuple):
     ``seq_fwd_programs`` 0 a training forward on a smaller grid walks whole sequences), and
     a cap on the sequential backward's registers per thread (0: the compiler's choice, about
     220 at d_state 16 on sm_90, room for 8 one-warp programs per SM; a cap trades spills
-    for occupancy)."""
+    for occupancy), and the channels of a backward program on grids that hold at least
+    ``seq_bwd_programs`` programs of that many channels (0: always ``seq_bwd_block``; see
+    :func:`backward_block`)."""
     padded_states: int
     chunk: int
     fwd_block: int
@@ -599,6 +601,7 @@ class LaunchConfig(NamedTuple):
     seq_fwd_programs: int = 0
     seq_bwd_programs: int = 0
     seq_bwd_maxnreg: int = 0
+    seq_bwd_wide_block: int = 0
 
 
 def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
@@ -752,7 +755,8 @@ def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool,
     cuts the forward's sequences into segments, or a backward will run and the launch cuts
     the backward's (``seq_bwd_programs``)."""
     batch, dim, _ = x.shape
-    blocks = (cfg.seq_fwd_block, cfg.seq_bwd_block)
+    blocks = [block for block in (cfg.seq_fwd_block, cfg.seq_bwd_block, cfg.seq_bwd_wide_block)
+              if block]
     return (x.stride(1) == 1 and not store_last
             and _sequential_launch(cfg, batch, delta.shape[1], dim, save_states)
             and (all(per_group % block == 0 for block in blocks) or per_group == dim))
@@ -772,6 +776,17 @@ def sequential_scan(batch: int, k_dirs: int, dim: int, d_state: int, needs_grad:
     backward, under the launch ``cfg`` (default: this d_state's current launch)."""
     cfg = cfg or launch_config(d_state, dim, 1)
     return _sequential_launch(cfg, batch, k_dirs, dim, needs_grad)
+
+
+def backward_block(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int) -> int:
+    """Channels per program of a sequential backward over ``batch`` x ``k_dirs`` sequences
+    of ``dim`` channels: ``seq_bwd_wide_block`` where a grid of such programs still holds
+    ``seq_bwd_programs`` (a wave of the GPU, no sequence cut), else ``seq_bwd_block``."""
+    wide = cfg.seq_bwd_wide_block
+    if wide and cfg.seq_bwd_programs and (
+            batch * k_dirs * triton.cdiv(dim, wide) >= cfg.seq_bwd_programs):
+        return wide
+    return cfg.seq_bwd_block
 
 
 def sequence_segments(cfg: LaunchConfig, programs: int, length: int,
@@ -840,7 +855,7 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
     k_dirs = delta.shape[1]
     groups = Bm.shape[1] // k_dirs
     d_state = A.shape[1]
-    block, chunk = cfg.seq_bwd_block, cfg.seq_chunk
+    block, chunk = backward_block(cfg, batch, k_dirs, dm), cfg.seq_chunk
     f32 = dict(device=x.device, dtype=torch.float32)
     dx = torch.zeros_like(x, dtype=torch.float32)
     ddelta = torch.empty_like(delta)
