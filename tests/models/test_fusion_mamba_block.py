@@ -143,11 +143,18 @@ def test_dssf_matches_eq_7_to_11(ir_to_rgb, rgb_to_ir, share_weights):
 @pytest.mark.parametrize('layout', ['channel_major', 'channels_last'])
 @pytest.mark.parametrize('share_weights', [False, True], ids=['separate', 'shared'])
 def test_dssf_scans_both_branches_in_one_call(share_weights, layout, monkeypatch):
-    """Both branches of a DSSF step go through one grouped SS2D scan (in either layout of
-    the scanned maps), with the output and the gradients of two separate scans."""
+    """Where the scan operators group (on CUDA with Triton; forced here on CPU), both
+    branches of a DSSF step go through one grouped SS2D scan (in either layout of the
+    scanned maps), with the output and the gradients of two separate scans; the CPU
+    backends scan them one by one."""
     from fusion_mamba.models.layers import ss2d
     torch.manual_seed(0)
     dssf = randomize_(DSSF(8, SSM, share_weights=share_weights, ssm_ratio=1.5))
+    branch = dssf.branches[0].ssm
+    assert not branch.groups_with(branch, torch.device('cpu'))
+    assert branch.same_configuration(dssf.branches[-1].ssm)
+    monkeypatch.setattr(ss2d.SS2D, 'groups_with',
+                        lambda self, other, device: self.same_configuration(other))
     monkeypatch.setattr(ss2d.SS2D, 'prefers_channels_last',
                         lambda *args, **kwargs: layout == 'channels_last')
     calls = []
@@ -165,7 +172,7 @@ def test_dssf_scans_both_branches_in_one_call(share_weights, layout, monkeypatch
     out, grads = run()
     assert [tuple(x.shape) for x in calls] == [(2, 24, 3, 5)]  # 2 x 12 channels
     assert (calls[0].stride(1) == 1) == (layout == 'channels_last')
-    monkeypatch.setattr(ss2d.SS2D, 'groups_with', lambda self, other: False)
+    monkeypatch.setattr(ss2d.SS2D, 'groups_with', lambda self, other, device: False)
     calls.clear()
     separate, separate_grads = run()
     assert len(calls) == 2
@@ -299,7 +306,8 @@ def test_gradient_checkpointing_matches(with_cp, device, request):
     block.train()
     x = (torch.randn(2, 8, 12, 10, device=device, requires_grad=True),
          torch.randn(2, 8, 12, 10, device=device))
-    scans = 2 + 2  # scan calls: one VSS per modality, one for both branches of each DSSF
+    # scan calls: one VSS per modality; on CUDA one for both branches of each DSSF
+    scans = 2 + 2 * (2 if device == 'cpu' else 1)
     held = {}
     for mode in (False, with_cp) if with_cp is True else (False, True, with_cp):
         block.with_cp = mode

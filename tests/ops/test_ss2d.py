@@ -144,13 +144,13 @@ def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monke
 
 
 def test_backward_block_widens_only_on_full_grids():
-    """A launch with ``seq_bwd_wide_block`` gives the sequential backward wider programs
+    """The default launch (``seq_bwd_wide_block``) gives the sequential backward wider programs
     where the grid of them still fills ``seq_bwd_programs`` (FM-YOLOv8-l at batch 8 with both
     DSSF branches in one call: 2 x 512 channels at P3), the narrow ones elsewhere."""
     pytest.importorskip('triton')
     from fusion_mamba.ops.selective_scan import triton_kernels
-    cfg = triton_kernels.default_config(16, 512, 6400)._replace(
-        seq_bwd_programs=1024, seq_bwd_block=16, seq_bwd_wide_block=32)
+    cfg = triton_kernels.default_config(16, 512, 6400)
+    assert (cfg.seq_bwd_programs, cfg.seq_bwd_block, cfg.seq_bwd_wide_block) == (1024, 16, 32)
     assert triton_kernels.backward_block(cfg, 8, 4, 1024) == 32  # 1024 programs
     assert triton_kernels.backward_block(cfg, 8, 4, 512) == 16  # 512 of 32 channels
     assert triton_kernels.backward_block(cfg, 4, 4, 1024) == 16

@@ -23,6 +23,9 @@ channels-last where the sequential kernels run, channel-major where a small grid
 scan to the chunked kernels (so at batch 1 the unsegmented forward and backward are timed as
 the model runs them, without copies; the chunked backward once, as the candidate with
 ``seq_bwd_programs`` 0). Each line gives the sum over the levels and each level's time.
+Candidates run their backward channel block on every grid (``seq_bwd_wide_block`` 0). The
+timed scans are single SS2D calls of FM-YOLOv8-l's shapes; a DSSF module scans its two
+branches in one call of twice the channels, which ``--batch`` 2B models at batch B.
 
 Compiling the candidates takes most of the time; ``--compile-workers`` compiles them in
 parallel processes first (into Triton's on-disk cache, which the timing run then reads).
@@ -103,9 +106,11 @@ def sequential_candidates(d_state, whole_backward=True):
     (``seq_chunk``, ``seq_bwd_block``, ``seq_bwd_programs``, ``seq_bwd_maxnreg``); the other
     fields are the defaults. Without ``whole_backward`` (the batch's grid is too small for a
     backward over whole sequences, which then runs the chunked kernels) only one candidate
-    has ``seq_bwd_programs`` 0."""
+    has ``seq_bwd_programs`` 0. Each candidate runs its ``seq_bwd_block`` on every grid
+    (``seq_bwd_wide_block`` 0)."""
     _, dim, height, width = LEVELS[0]
-    default = triton_kernels.default_config(d_state, dim, height * width)
+    default = triton_kernels.default_config(d_state, dim, height * width)._replace(
+        seq_bwd_wide_block=0)
     if not default.seq_fwd_block:
         raise SystemExit(f'd_state {d_state}: the sequential kernels serve d_state >= 8 only')
     for block in SEQUENTIAL_CANDIDATES['seq_fwd_block']:

@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 
 from fusion_mamba.ops import ss2d_prefers_channels_last, ss2d_selective_scan
+from fusion_mamba.ops.selective_scan.backends import resolve_backend
 from .selective_scan_module import SelectiveScanModule, resolve_dt_rank
 
 NUM_DIRECTIONS = 4
@@ -58,12 +59,19 @@ class SS2D(SelectiveScanModule):
         """Scan a (B, D, H, W) map in four directions; returns the merged (B, D, H, W)."""
         return grouped_ss2d([self], [x])[0]
 
-    def groups_with(self, other: nn.Module) -> bool:
-        """Whether ``other`` can scan in one call with this module (:func:`grouped_ss2d`):
-        an SS2D of the same shapes and backend."""
+    def same_configuration(self, other: nn.Module) -> bool:
+        """Whether ``other`` is an SS2D of the same shapes and backend (:func:`grouped_ss2d`
+        can scan both in one call)."""
         return isinstance(other, SS2D) and all(
             getattr(self, name) == getattr(other, name)
             for name in ('d_inner', 'd_state', 'dt_rank', 'backend'))
+
+    def groups_with(self, other: nn.Module, device: torch.device) -> bool:
+        """Whether this module and ``other`` should scan their maps on ``device`` in one
+        call (:func:`grouped_ss2d`): same configuration, on the Triton backend, where one
+        launch of twice the grid fills the GPU better (the CPU backends gain nothing)."""
+        return (resolve_backend(self.backend, device) == 'triton'
+                and self.same_configuration(other))
 
 
 def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -74,7 +82,7 @@ def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[
     equals each module's own scan.
 
     Args:
-        modules: G modules, ``modules[0].groups_with(m)`` for each other one.
+        modules: G modules, ``modules[0].same_configuration(m)`` for each other one.
         maps: G maps (B, D, H, W) of one shape, dtype and layout.
 
     Returns:
@@ -84,9 +92,9 @@ def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[
     for x in maps:
         if x.dim() != 4 or x.shape[1] != first.d_inner:
             raise ValueError(f'SS2D expects (B, {first.d_inner}, H, W), got {tuple(x.shape)}')
-    if len(modules) != len(maps) or not all(first.groups_with(m) for m in modules[1:]):
+    if len(modules) != len(maps) or not all(first.same_configuration(m) for m in modules[1:]):
         raise ValueError('grouped_ss2d needs one map per module and modules of one '
-                         'configuration (SS2D.groups_with)')
+                         'configuration (SS2D.same_configuration)')
     if any(x.shape != maps[0].shape or x.stride() != maps[0].stride() for x in maps):
         raise ValueError('grouped_ss2d needs maps of one shape and layout, got '
                          f'{[tuple(x.shape) for x in maps]}')

@@ -638,19 +638,24 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     forward+backward, bf16) went from 265.9 to 136.9 ms with 2048 in one run, and took
     144.1 / 148.0 / 142.2 ms with 1024 / 2048 / 4096 in the next; an FM-YOLOv8-l training
     step at batch 4 went from 0.563 to 0.501 s. Cutting a full grid costs time: at batch 8 (1024
-    programs at P3) two segments took the P3 forward+backward from 13.8 to 15.4 ms."""
+    programs at P3) two segments took the P3 forward+backward from 13.8 to 15.4 ms. Where a
+    grid holds 1024 backward programs of 32 channels (batch 8 with the two branches of a
+    DSSF module in one call, batch 16 alone), they take 32 channels (``seq_bwd_wide_block``):
+    32 instead of 16 took the batch-16 SS2D backward from 36.0 to 30.1 ms (P3 + P4 + P5),
+    and an FM-YOLOv8-l training step at batch 8 from 0.707 to 0.643 s (one run each; the
+    model before the grouped DSSF call took 0.697 s in that run)."""
     np_ = triton.next_power_of_2(d_state)
-    prefetch, nograd_chunk, seq = False, 0, (0, 32, 16, 0, 0)
+    prefetch, nograd_chunk, seq, wide = False, 0, (0, 32, 16, 0, 0), 0
     if np_ >= 8:
         chunk, fwd, bwd = 16, (8, 4), (2, 1)
-        prefetch, nograd_chunk, seq = True, 32, (32, 32, 16, 2048, 1024)
+        prefetch, nograd_chunk, seq, wide = True, 32, (32, 32, 16, 2048, 1024), 32
     else:
         chunk, fwd, bwd = 256, (4, 8), (4, 4)
     short = max(8, triton.next_power_of_2(length))
     chunk, nograd_chunk = min(chunk, short), min(nograd_chunk, short)
     fwd_block, bwd_block = (_divisor_block(block, per_block) for block in (fwd[0], bwd[0]))
     return LaunchConfig(np_, chunk, fwd_block, fwd[1], bwd_block, bwd[1], prefetch,
-                        nograd_chunk, *seq)
+                        nograd_chunk, *seq, seq_bwd_wide_block=wide)
 
 
 def _divisor_block(block: int, per_block: int) -> int:
