@@ -86,10 +86,13 @@ def check_ss2d_inputs(x, delta, A, B, C, D=None, delta_bias=None):
 
 def _direction_groups(p, groups):
     """(B, 4, [G,] N, H, W) -> (B, 4 * G, N, H * W): group g of direction k at k * G + g,
-    read in direction k's order."""
-    batch, _, *_, d_state, height, width = p.shape
-    seq = directional_sequences(p.reshape(batch, DIRECTIONS, groups * d_state, height, width))
-    return seq.reshape(batch, DIRECTIONS * groups, d_state, height * width)
+    read in direction k's order. The sizes come from the tensors (not unflatten): a traced
+    export keeps the batch dynamic."""
+    if p.dim() == 5:
+        return directional_sequences(p)
+    batch, _, _, d_state = p.shape[:4]
+    seq = directional_sequences(p.flatten(2, 3))  # (B, 4, G N, L)
+    return seq.reshape(batch, DIRECTIONS * groups, d_state, seq.shape[-1])
 
 
 def upcast_for(backend, *tensors):

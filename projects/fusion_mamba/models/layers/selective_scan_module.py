@@ -131,9 +131,10 @@ class SelectiveScanModule(nn.Module):
             dt, B, C = torch.split(tokens, [r, n, n], dim=4)
             dt = dt.permute(2, 0, 1, 3, 4).reshape(k, -1, groups * r)
             delta = torch.matmul(dt, w_dt).view(k, batch, height, width, -1)
-            return (delta.permute(1, 0, 4, 2, 3),
-                    B.permute(0, 2, 3, 4, 1).unflatten(-1, (height, width)),
-                    C.permute(0, 2, 3, 4, 1).unflatten(-1, (height, width)))
+            # (explicit sizes, not unflatten: a traced export keeps the batch dynamic)
+            shape = (batch, k, groups, n, height, width)
+            return (delta.permute(1, 0, 4, 2, 3), B.permute(0, 2, 3, 4, 1).reshape(shape),
+                    C.permute(0, 2, 3, 4, 1).reshape(shape))
         # per map (K (R + 2N), D) @ (B, D, HW), then (K, G D, G R) @ (B, K, G R, HW): both
         # products come out contiguous in the layout the scan reads (an einsum left delta
         # permuted, copied before every scan), and no map is expanded over K (autograd would
@@ -142,8 +143,9 @@ class SelectiveScanModule(nn.Module):
                        for x, w in zip(maps, w_proj)], dim=2)
         dt, B, C = torch.split(proj, [r, n, n], dim=3)
         delta = torch.matmul(w_dt.transpose(1, 2), dt.reshape(batch, k, groups * r, -1))
-        return (delta.view(batch, k, groups * dim, height, width),
-                B.unflatten(-1, (height, width)), C.unflatten(-1, (height, width)))
+        shape = (batch, k, groups, n, height, width)
+        return (delta.view(batch, k, groups * dim, height, width), B.reshape(shape),
+                C.reshape(shape))
 
     def scan_constants(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A = -exp(A_log) (S * D, N), D (S * D,) and the step bias (S * D,), in float32."""
