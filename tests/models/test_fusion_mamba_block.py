@@ -180,6 +180,33 @@ def test_dssf_scans_both_branches_in_one_call(share_weights, layout, monkeypatch
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_grouped_dssf_keeps_one_copy_of_the_scanned_maps(monkeypatch):
+    """A grouped DSSF step (channels-last, as on CUDA) keeps no tensor of the two maps it
+    concatenates for its backward: the token projections read slices of the concatenation
+    (which the scan keeps), so the maps are held once, not twice."""
+    from fusion_mamba.models.layers import ss2d, state_space_branch
+    monkeypatch.setattr(ss2d.SS2D, 'groups_with',
+                        lambda self, other, device: self.same_configuration(other))
+    monkeypatch.setattr(ss2d.SS2D, 'prefers_channels_last', lambda *args, **kwargs: True)
+    scanned_maps = []
+    scan_input = state_space_branch.GatedStateSpaceBranch.scan_input
+
+    def keep_scan_input(self, x):
+        u, z = scan_input(self, x)
+        scanned_maps.append(u)
+        return u, z
+    monkeypatch.setattr(state_space_branch.GatedStateSpaceBranch, 'scan_input',
+                        keep_scan_input)
+    dssf = DSSF(8, SSM)
+    f = [torch.randn(2, 8, 6, 5, requires_grad=True) for _ in range(2)]
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        dssf(*f)
+    storages = {t.untyped_storage().data_ptr() for t in saved}
+    assert len(scanned_maps) == 2
+    assert not storages & {u.untyped_storage().data_ptr() for u in scanned_maps}
+
+
 @pytest.mark.parametrize('use_sscs', [False, True], ids=['dssf-only', 'sscs+dssf'])
 def test_fusion_mamba_block_matches_eq_12(use_sscs):
     """F^ = F + DSSF^N(T) (Eq. 12) with T the channel-swapped maps through the VSS blocks

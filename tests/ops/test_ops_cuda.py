@@ -77,8 +77,8 @@ def test_states_on_cuda():
 
 
 @functools.lru_cache(maxsize=None)
-def ss2d_reference(shape, dtype):
-    inputs = ss2d_inputs(*shape, dtype=dtype, device='cuda')
+def ss2d_reference(shape, dtype, groups=None):
+    inputs = ss2d_inputs(*shape, dtype=dtype, device='cuda', groups=groups)
     ref_inputs = detached_copy(inputs, torch.float32)  # sum the directions without rounding
     ref = explicit_ss2d(**ref_inputs)
     return inputs, ref.detach(), grads_of(ref, ref_inputs)
@@ -86,9 +86,15 @@ def ss2d_reference(shape, dtype):
 
 @pytest.fixture
 def sequential_on_small_grids(monkeypatch):
-    """Triton's sequential kernels for channels-last inputs whatever the grid size."""
+    """Triton's sequential kernels for channels-last inputs whatever the grid size, over
+    whole sequences (no segments)."""
     from fusion_mamba.ops.selective_scan import triton_kernels
     monkeypatch.setattr(triton_kernels, 'SEQ_MIN_PROGRAMS', 0)
+
+    def config(d_state, per_block, length):
+        return triton_kernels.default_config(d_state, per_block, length)._replace(
+            seq_fwd_programs=0, seq_bwd_programs=0)
+    monkeypatch.setattr(triton_kernels, 'launch_config', config)
 
 
 @pytest.fixture
@@ -118,7 +124,8 @@ def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, layout, r
     """Both layouts of the inputs: channels-last runs Triton's sequential kernels (masked
     channel blocks at D = 5 / 40, masked states at d_state 12) over whole sequences, or
     under the default launch on a grid this small cut into segments, or under a launch
-    without the backward's segments the chunked kernels on contiguous copies."""
+    without the backward's segments the chunked kernels on contiguous copies (d_state 1:
+    the chunked kernels everywhere)."""
     require(backend)
     channels_last = layout != 'channel_major'
     if layout in LAYOUT_FIXTURES:
@@ -135,28 +142,32 @@ def test_ss2d_backends_match_explicit_reference(shape, dtype, backend, layout, r
 @pytest.mark.parametrize('layout', ['channel_major', 'channels_last', 'channels_last_default',
                                     'channels_last_chunked'])
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
-@pytest.mark.parametrize('shape', [(2, 64, 16, 20, 20), (1, 96, 12, 9, 31)], ids=str)
+@pytest.mark.parametrize('shape', [(2, 64, 16, 20, 20), (1, 128, 12, 9, 31)], ids=str)
 def test_grouped_ss2d_on_triton(shape, dtype, layout, request):
     """Two channel groups with their own B / C (the RGB and IR branches of a DSSF module in
-    one call) on every Triton path: each group's explicit SS2D, outputs and gradients."""
+    one call) on every Triton path (masked states in the second shape): each group's
+    explicit SS2D, outputs and gradients."""
     require('triton')
     if layout in LAYOUT_FIXTURES:
         request.getfixturevalue(LAYOUT_FIXTURES[layout])
-    inputs = ss2d_inputs(*shape, dtype=dtype, device='cuda', groups=2)
-    ref_inputs = detached_copy(inputs, torch.float32)
-    ref = explicit_ss2d(**ref_inputs)
+    inputs, ref, g_ref = ss2d_reference(shape, dtype, groups=2)
     ours_inputs = (detached_copy if layout == 'channel_major' else channels_last_ss2d)(inputs)
     ours = ss2d_selective_scan(**ours_inputs, backend='triton')
+    sequential = layout in ('channels_last', 'channels_last_default')
+    assert ours.stride(1) == 1 if sequential else ours.is_contiguous()
     assert_close(ours, ref, dtype)
-    assert_grads_close(grads_of(ours, ours_inputs), grads_of(ref, ref_inputs), dtype)
+    assert_grads_close(grads_of(ours, ours_inputs), g_ref, dtype)
 
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
-@pytest.mark.parametrize('shape', [(2, 64, 16, 20, 20), (3, 40, 12, 33, 17)], ids=str)
-def test_ss2d_training_on_wide_backward_programs(shape, dtype, monkeypatch):
+@pytest.mark.parametrize('shape,groups', [((2, 64, 16, 20, 20), None),
+                                          ((3, 40, 12, 33, 17), None),
+                                          ((2, 64, 16, 20, 20), 2)], ids=str)
+def test_ss2d_training_on_wide_backward_programs(shape, groups, dtype, monkeypatch):
     """Under a launch whose grids here all hold enough 32-channel backward programs
     (``seq_bwd_wide_block``), a channels-last SS2D trains on them, uncut (masked channels
-    and states in the second shape): the reference's output and gradients."""
+    and states in the second shape, two groups of 32 channels in the third): the
+    reference's output and gradients."""
     require('triton')
     from fusion_mamba.ops.selective_scan import triton_kernels
 
@@ -167,7 +178,7 @@ def test_ss2d_training_on_wide_backward_programs(shape, dtype, monkeypatch):
     batch, dim, d_state, height, width = shape
     cfg = config(d_state, dim, height * width)
     assert triton_kernels.backward_block(cfg, batch, 4, dim) == 32
-    inputs, ref, g_ref = ss2d_reference(shape, dtype)
+    inputs, ref, g_ref = ss2d_reference(shape, dtype, groups)
     ours_inputs = channels_last_ss2d(inputs)
     ours = ss2d_selective_scan(**ours_inputs, backend='triton')
     assert ours.stride(1) == 1  # the sequential kernels' channels-last output

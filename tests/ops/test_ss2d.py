@@ -108,6 +108,10 @@ def test_cross_modal_rejects_mismatched_modalities():
     inputs['delta_b'] = torch.randn(1, 4, 2, 4, 3)
     with pytest.raises(ValueError, match='delta must have shape'):
         cross_modal_ss2d_scan(**inputs, backend='torch')
+    grouped = {k: v.detach() for k, v in cross_modal_inputs(1, 2, 2, 3, 4).items()}
+    grouped['B_a'] = grouped['B_a'].unsqueeze(2)  # (B, 4, 1, N, H, W): SS2D's grouped form
+    with pytest.raises(ValueError, match='without channel groups'):
+        cross_modal_ss2d_scan(**grouped, backend='torch')
 
 
 def test_channels_last_is_preferred_only_for_the_sequential_triton_kernels(monkeypatch):
@@ -157,6 +161,22 @@ def test_backward_block_widens_only_on_full_grids():
     assert triton_kernels.backward_block(cfg, 16, 4, 512) == 32
     for off in (dict(seq_bwd_wide_block=0), dict(seq_bwd_programs=0)):
         assert triton_kernels.backward_block(cfg._replace(**off), 64, 4, 1024) == 16
+    assert triton_kernels.default_config(32, 512, 6400).seq_bwd_wide_block == 0  # untimed
+
+
+def test_scans_group_only_where_one_call_keeps_the_sequential_kernels():
+    """Several SS2D scans go into one grouped call only on the Triton backend, and only
+    where every sequential channel block (32 channels) fits in one map's channels: with
+    48 channels a grouped call would leave the sequential kernels for the chunked ones."""
+    from fusion_mamba.ops import ss2d_scans_group
+    assert not ss2d_scans_group(512, 16, torch.device('cpu'))
+    assert not ss2d_scans_group(512, 16, torch.device('cpu'), backend='cpp')
+    pytest.importorskip('triton')
+    from fusion_mamba.ops.selective_scan import triton_kernels
+    assert triton_kernels.groups_keep_sequential(16, 512)
+    assert triton_kernels.groups_keep_sequential(16, 64)
+    assert not triton_kernels.groups_keep_sequential(16, 48)
+    assert triton_kernels.groups_keep_sequential(1, 48)  # d_state 1: chunked kernels anyway
 
 
 @pytest.mark.parametrize('backward', [False, True])

@@ -41,10 +41,11 @@ def cross_modal_ss2d_scan(x_a, x_b, delta_a, delta_b, A, B_a, B_b, C_a, C_b, D=N
         y_a, y_b: (B, D, H, W) each, the sum over directions of the outputs at that
         modality's tokens, put back at their spatial positions.
     """
+    if any(t.dim() != 5 for t in (B_a, B_b, C_a, C_b)):
+        raise ValueError('cross_modal_ss2d_scan: B and C must be (B, 4, N, H, W), without '
+                         'channel groups')
     shapes = [check_ss2d_inputs(x, delta, A, B, C, D, delta_bias)
               for x, delta, B, C in ((x_a, delta_a, B_a, C_a), (x_b, delta_b, B_b, C_b))]
-    if any(groups != 1 for *_, groups in shapes):
-        raise ValueError('cross_modal_ss2d_scan: B and C must be (B, 4, N, H, W), one group')
     batch, dim, _, height, width, _ = shapes[0]
     if x_a.shape != x_b.shape:
         raise ValueError(f'x_a and x_b must have one shape, got {tuple(x_a.shape)} and '

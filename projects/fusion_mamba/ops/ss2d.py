@@ -122,6 +122,16 @@ def ss2d_prefers_channels_last(batch, dim, d_state, device, backend='auto', need
     return get_backend('triton').sequential_scan(batch, DIRECTIONS, dim, d_state, needs_grad)
 
 
+def ss2d_scans_group(dim, d_state, device, backend='auto'):
+    """Whether several SS2D scans of (B, dim, H, W) maps on ``device`` are faster as one call
+    with grouped B / C (:func:`ss2d_selective_scan`): on the 'triton' backend (one launch
+    of a larger grid), where the channel blocks of its sequential kernels fit one map's
+    channels (else the grouped call would fall back to the chunked kernels); the other
+    backends gain nothing."""
+    return (resolve_backend(backend, device) == 'triton'
+            and get_backend('triton').groups_keep_sequential(d_state, dim))
+
+
 def ss2d_selective_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
                         backend='auto'):
     """Sum of the four directional selective scans of a map, each put back in place.

@@ -5,8 +5,7 @@ import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
 
-from fusion_mamba.ops import ss2d_prefers_channels_last, ss2d_selective_scan
-from fusion_mamba.ops.selective_scan.backends import resolve_backend
+from fusion_mamba.ops import ss2d_prefers_channels_last, ss2d_scans_group, ss2d_selective_scan
 from .selective_scan_module import SelectiveScanModule, resolve_dt_rank
 
 NUM_DIRECTIONS = 4
@@ -68,10 +67,11 @@ class SS2D(SelectiveScanModule):
 
     def groups_with(self, other: nn.Module, device: torch.device) -> bool:
         """Whether this module and ``other`` should scan their maps on ``device`` in one
-        call (:func:`grouped_ss2d`): same configuration, on the Triton backend, where one
-        launch of twice the grid fills the GPU better (the CPU backends gain nothing)."""
-        return (resolve_backend(self.backend, device) == 'triton'
-                and self.same_configuration(other))
+        call (:func:`grouped_ss2d`): same configuration, and one call is faster there
+        (:func:`~fusion_mamba.ops.ss2d_scans_group`: on the Triton backend, one launch of
+        twice the grid fills the GPU better; the CPU backends gain nothing)."""
+        return (self.same_configuration(other)
+                and ss2d_scans_group(self.d_inner, self.d_state, device, self.backend))
 
 
 def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -95,14 +95,18 @@ def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[
     if len(modules) != len(maps) or not all(first.same_configuration(m) for m in modules[1:]):
         raise ValueError('grouped_ss2d needs one map per module and modules of one '
                          'configuration (SS2D.same_configuration)')
-    if any(x.shape != maps[0].shape or x.stride() != maps[0].stride() for x in maps):
-        raise ValueError('grouped_ss2d needs maps of one shape and layout, got '
-                         f'{[tuple(x.shape) for x in maps]}')
+    if any(x.shape != maps[0].shape or x.stride() != maps[0].stride()
+           or x.dtype != maps[0].dtype for x in maps):
+        raise ValueError('grouped_ss2d needs maps of one shape, layout and dtype, got '
+                         f'{[(tuple(x.shape), x.dtype) for x in maps]}')
+    # the projections read channel slices of the concatenated map, so that autograd keeps
+    # one copy of the maps for them and the scan
+    x = maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
     delta, B, C = first.grouped_token_parameters(
-        maps, [m.x_proj_weight for m in modules], [m.dt_proj_weight for m in modules])
+        x.chunk(len(maps), dim=1), [m.x_proj_weight for m in modules],
+        [m.dt_proj_weight for m in modules])
     A, D, delta_bias = (_direction_major(group)
                         for group in zip(*(m.scan_constants() for m in modules)))
-    x = maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
     y = ss2d_selective_scan(x, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=True,
                             backend=first.backend)
     return list(y.chunk(len(maps), dim=1))

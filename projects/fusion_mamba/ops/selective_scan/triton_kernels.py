@@ -643,12 +643,14 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     DSSF module in one call, batch 16 alone), they take 32 channels (``seq_bwd_wide_block``):
     32 instead of 16 took the batch-16 SS2D backward from 36.0 to 30.1 ms (P3 + P4 + P5),
     and an FM-YOLOv8-l training step at batch 8 from 0.707 to 0.643 s (one run each; the
-    model before the grouped DSSF call took 0.697 s in that run)."""
+    model before the grouped DSSF call took 0.697 s in that run). Timed at d_state 16 only;
+    above 16 states the backward keeps 16 channels."""
     np_ = triton.next_power_of_2(d_state)
     prefetch, nograd_chunk, seq, wide = False, 0, (0, 32, 16, 0, 0), 0
     if np_ >= 8:
         chunk, fwd, bwd = 16, (8, 4), (2, 1)
-        prefetch, nograd_chunk, seq, wide = True, 32, (32, 32, 16, 2048, 1024), 32
+        prefetch, nograd_chunk, seq = True, 32, (32, 32, 16, 2048, 1024)
+        wide = 32 if np_ <= 16 else 0  # 32 x 32 states would spill (255 registers at 16)
     else:
         chunk, fwd, bwd = 256, (4, 8), (4, 4)
     short = max(8, triton.next_power_of_2(length))
@@ -760,11 +762,24 @@ def _sequential(x, delta, cfg: LaunchConfig, per_group: int, store_last: bool,
     cuts the forward's sequences into segments, or a backward will run and the launch cuts
     the backward's (``seq_bwd_programs``)."""
     batch, dim, _ = x.shape
-    blocks = [block for block in (cfg.seq_fwd_block, cfg.seq_bwd_block, cfg.seq_bwd_wide_block)
-              if block]
     return (x.stride(1) == 1 and not store_last
             and _sequential_launch(cfg, batch, delta.shape[1], dim, save_states)
-            and (all(per_group % block == 0 for block in blocks) or per_group == dim))
+            and (_blocks_fit(cfg, per_group) or per_group == dim))
+
+
+def _blocks_fit(cfg: LaunchConfig, per_group: int) -> bool:
+    """Whether every channel block of the sequential kernels lies within one group of
+    ``per_group`` channels."""
+    blocks = (cfg.seq_fwd_block, cfg.seq_bwd_block, cfg.seq_bwd_wide_block)
+    return all(per_group % block == 0 for block in blocks if block)
+
+
+def groups_keep_sequential(d_state: int, per_group: int) -> bool:
+    """Whether scans of several channel groups of ``per_group`` channels in one call keep the
+    sequential kernels that one group alone would run (their channel blocks must not
+    straddle two groups)."""
+    cfg = launch_config(d_state, per_group, 1)
+    return not cfg.seq_fwd_block or _blocks_fit(cfg, per_group)
 
 
 def _sequential_launch(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int,
