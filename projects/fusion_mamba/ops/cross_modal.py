@@ -44,9 +44,9 @@ def cross_modal_ss2d_scan(x_a, x_b, delta_a, delta_b, A, B_a, B_b, C_a, C_b, D=N
     if any(t.dim() != 5 for t in (B_a, B_b, C_a, C_b)):
         raise ValueError('cross_modal_ss2d_scan: B and C must be (B, 4, N, H, W), without '
                          'channel groups')
-    shapes = [check_ss2d_inputs(x, delta, A, B, C, D, delta_bias)
-              for x, delta, B, C in ((x_a, delta_a, B_a, C_a), (x_b, delta_b, B_b, C_b))]
-    batch, dim, _, height, width, _ = shapes[0]
+    batch, dim, _, height, width, _ = check_ss2d_inputs(x_a, delta_a, A, B_a, C_a, D,
+                                                        delta_bias)
+    check_ss2d_inputs(x_b, delta_b, A, B_b, C_b, D, delta_bias)
     if x_a.shape != x_b.shape:
         raise ValueError(f'x_a and x_b must have one shape, got {tuple(x_a.shape)} and '
                          f'{tuple(x_b.shape)}')

@@ -122,6 +122,8 @@ class SelectiveScanModule(nn.Module):
         w_proj = [w.reshape(-1, dim).to(dtype) for w in x_proj_weights]
         w_dt = _block_diagonal([w.to(dtype).transpose(1, 2) for w in dt_proj_weights])
         groups = len(maps)
+        # explicit sizes, not unflatten: a traced export keeps the batch dynamic
+        shape = (batch, k, groups, n, height, width)
         if dim > 1 and maps[0].stride(1) == 1:
             # per map (B, L, D) @ (D, K (R + 2N)), then per direction (B L, G R) @ (G R, G D):
             # delta is (K, B, L, G D) in memory, B and C are views of the stacked products
@@ -131,8 +133,6 @@ class SelectiveScanModule(nn.Module):
             dt, B, C = torch.split(tokens, [r, n, n], dim=4)
             dt = dt.permute(2, 0, 1, 3, 4).reshape(k, -1, groups * r)
             delta = torch.matmul(dt, w_dt).view(k, batch, height, width, -1)
-            # (explicit sizes, not unflatten: a traced export keeps the batch dynamic)
-            shape = (batch, k, groups, n, height, width)
             return (delta.permute(1, 0, 4, 2, 3), B.permute(0, 2, 3, 4, 1).reshape(shape),
                     C.permute(0, 2, 3, 4, 1).reshape(shape))
         # per map (K (R + 2N), D) @ (B, D, HW), then (K, G D, G R) @ (B, K, G R, HW): both
@@ -143,7 +143,6 @@ class SelectiveScanModule(nn.Module):
                        for x, w in zip(maps, w_proj)], dim=2)
         dt, B, C = torch.split(proj, [r, n, n], dim=3)
         delta = torch.matmul(w_dt.transpose(1, 2), dt.reshape(batch, k, groups * r, -1))
-        shape = (batch, k, groups, n, height, width)
         return (delta.view(batch, k, groups * dim, height, width), B.reshape(shape),
                 C.reshape(shape))
 

@@ -10,7 +10,7 @@ from .selective_scan_module import SelectiveScanModule, resolve_dt_rank
 
 NUM_DIRECTIONS = 4
 
-__all__ = ['NUM_DIRECTIONS', 'SS2D', 'grouped_ss2d', 'resolve_dt_rank']
+__all__ = ['NUM_DIRECTIONS', 'SS2D', 'grouped_ss2d', 'maps_group', 'resolve_dt_rank']
 
 
 @MODELS.register_module()
@@ -95,8 +95,7 @@ def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[
     if len(modules) != len(maps) or not all(first.same_configuration(m) for m in modules[1:]):
         raise ValueError('grouped_ss2d needs one map per module and modules of one '
                          'configuration (SS2D.same_configuration)')
-    if any(x.shape != maps[0].shape or x.stride() != maps[0].stride()
-           or x.dtype != maps[0].dtype for x in maps):
+    if not maps_group(maps):
         raise ValueError('grouped_ss2d needs maps of one shape, layout and dtype, got '
                          f'{[(tuple(x.shape), x.dtype) for x in maps]}')
     # the projections read channel slices of the concatenated map, so that autograd keeps
@@ -110,6 +109,13 @@ def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[
     y = ss2d_selective_scan(x, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=True,
                             backend=first.backend)
     return list(y.chunk(len(maps), dim=1))
+
+
+def maps_group(maps: Sequence[torch.Tensor]) -> bool:
+    """Whether maps can be concatenated for :func:`grouped_ss2d`: one shape, layout and
+    dtype."""
+    return all(x.shape == maps[0].shape and x.stride() == maps[0].stride()
+               and x.dtype == maps[0].dtype for x in maps)
 
 
 def _direction_major(per_module: Sequence[torch.Tensor]) -> torch.Tensor:

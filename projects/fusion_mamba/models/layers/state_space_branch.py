@@ -8,7 +8,7 @@ from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
 
-from .ss2d import grouped_ss2d
+from .ss2d import grouped_ss2d, maps_group
 
 
 class GatedStateSpaceBranch(nn.Module):
@@ -83,16 +83,15 @@ def run_branches(branches: Sequence[GatedStateSpaceBranch],
                  maps: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Each branch on its map, ``[(y, z)]`` as from ``branch(x)``, with all their scans in
     one call (:func:`grouped_ss2d`) when the operators group on the maps' device
-    (``SS2D.groups_with``) and the maps to scan share shape and layout; else one scan per
-    branch."""
+    (``SS2D.groups_with``) and the maps to scan share shape, layout and dtype
+    (:func:`maps_group`); else one scan per branch."""
     inputs = [branch.scan_input(x) for branch, x in zip(branches, maps)]
     ssms = [branch.ssm for branch in branches]
     scan_maps = [u for u, _ in inputs]
     groups_with = getattr(ssms[0], 'groups_with', None)
     if (groups_with is not None
             and all(groups_with(ssm, scan_maps[0].device) for ssm in ssms[1:])
-            and all(u.shape == scan_maps[0].shape and u.stride() == scan_maps[0].stride()
-                    for u in scan_maps)):
+            and maps_group(scan_maps)):
         scanned = grouped_ss2d(ssms, scan_maps)
     else:
         scanned = [ssm(u) for ssm, u in zip(ssms, scan_maps)]

@@ -4,9 +4,9 @@ Two families. The chunked kernels (``_scan_fwd_kernel``, ``_scan_bwd_kernel``) r
 contiguous channel-major inputs and serve every scan. The sequential kernels
 (``_scan_fwd_seq_kernel``, ``_scan_bwd_seq_kernel``) read strided channels-last inputs, as
 SS2D makes them on CUDA, and walk the tokens one by one with each channel's states in one
-thread's registers; they serve d_state >= 8 on grids large enough to fill the GPU, and
-forwards without gradients on any grid, cutting the sequences of a small one into segments
-(:func:`_sequential`). The rest of this note is about the chunked kernels.
+thread's registers; they serve d_state >= 8 on any grid, the default launch cutting the
+sequences of a small grid into segments, forward and backward (:func:`_sequential`). The
+rest of this note is about the chunked kernels.
 
 One program owns (channel block, batch, direction). It walks the sequence chunk by chunk,
 keeping the (channels, d_state) state in registers. A chunk is a (tokens, channels, states)
@@ -1070,7 +1070,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     return y, (last.detach() if return_last_state else None)
 
 
-def _direction_groups(p, length):
+def _flat_groups(p, length):
     """(B, 4, [G,] N, H, W) -> (B, 4 * G, N, L): group g of direction k at k * G + g (a
     view for token-major and channel-major layouts alike)."""
     return p.reshape(p.shape[0], -1, p.shape[-3], length)
@@ -1084,7 +1084,7 @@ def ss2d_scan(x, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
     length = height * width
     y, _, _ = scan_forward(
         x.reshape(batch, dim, length), delta.reshape(batch, 4, dim, length),
-        _f32(A), _direction_groups(B, length), _direction_groups(C, length), _f32(D),
+        _f32(A), _flat_groups(B, length), _flat_groups(C, length), _f32(D),
         _f32(delta_bias), bool(delta_softplus), height, width, False,
         _needs_grad(x, delta, A, B, C, D, delta_bias))
     return y.reshape(batch, dim, height, width)  # a view in either layout
