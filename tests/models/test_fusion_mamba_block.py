@@ -207,6 +207,27 @@ def test_grouped_dssf_keeps_one_copy_of_the_scanned_maps(monkeypatch):
     assert not storages & {u.untyped_storage().data_ptr() for u in scanned_maps}
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=str)
+def test_token_parameters_of_channels_last_half_maps(dtype):
+    """Channels-last 16-bit maps (as SS2D makes them on CUDA) give delta in the maps' dtype
+    and B / C in float32 with each token's states contiguous (the sequential kernels then
+    convert none per token), equal to the 16-bit projection computed explicitly; B / C's
+    gradients reach the projection weight."""
+    from fusion_mamba.models.layers.ss2d import SS2D
+    torch.manual_seed(0)
+    ss2d = SS2D(8, d_state=4, dt_rank=2, backend='torch')
+    x = torch.randn(2, 8, 3, 5).to(dtype).to(memory_format=torch.channels_last)
+    delta, B, C = ss2d.token_parameters(x, ss2d.x_proj_weight, ss2d.dt_proj_weight)
+    assert delta.dtype == dtype and B.dtype == C.dtype == torch.float32
+    assert B.shape == C.shape == (2, 4, 4, 3, 5) and B.stride(2) == C.stride(2) == 1
+    w = ss2d.x_proj_weight.detach().to(dtype)  # (K, R + 2N, D)
+    proj = torch.einsum('krd,bdhw->bkrhw', w.float(), x.float()).to(dtype)
+    torch.testing.assert_close(B, proj[:, :, 2:6].float(), rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(C, proj[:, :, 6:].float(), rtol=1e-2, atol=1e-2)
+    (B.sum() + C.sum()).backward()
+    assert ss2d.x_proj_weight.grad[:, 2:].abs().sum() > 0
+
+
 @pytest.mark.parametrize('use_sscs', [False, True], ids=['dssf-only', 'sscs+dssf'])
 def test_fusion_mamba_block_matches_eq_12(use_sscs):
     """F^ = F + DSSF^N(T) (Eq. 12) with T the channel-swapped maps through the VSS blocks

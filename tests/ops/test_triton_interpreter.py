@@ -156,6 +156,14 @@ assert triton_kernels.backward_block(wide(16, 2, 15), 1, 4, 2) == 32
 check_ss2d(2, 16, 5, 3, channels_last=True)
 check_ss2d(40, 12, 3, 4, channels_last=True)
 triton_kernels.SEQ_MIN_PROGRAMS = 0
+# the forward's two-token iterations over whole sequences of odd length and over segments
+# of 4 tokens, the last of 3; one-row and one-column maps wrap their runs every token
+for fwd_programs in (0, 64):
+    triton_kernels.launch_config = with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, fwd_programs))
+    check_ss2d(2, 16, 5, 3, channels_last=True)
+    check_ss2d(40, 12, 3, 4, channels_last=True)
+    check_ss2d(2, 16, 1, 5, channels_last=True)
+    check_ss2d(2, 16, 6, 1, channels_last=True)
 triton_kernels.launch_config = triton_kernels.default_config
 check_ss2d_unusual_layouts()
 check_last_state_channels_last()

@@ -139,17 +139,22 @@ def test_benchmark_detector_on_cpu(tiny):
 
 
 def test_benchmark_detector_compile_on_cpu(tiny, capsys):
-    """--compile runs both parts through torch.compile (the eager backend here: the tracing
-    and the plumbing, not inductor's code generation) and records it in the JSON;
-    --cuda-graph and --compile exclude each other."""
+    """--compile runs the network through torch.compile (the eager backend here: the tracing
+    and the plumbing, not inductor's code generation) and records it in the JSON; --parts
+    times the detector alone; --cuda-graph and --compile exclude each other."""
     out_json = tiny['folder'] / 'bench_compile.json'
     stdout = run_python('tools/analysis_tools/benchmark_detector.py', tiny['config'],
                         tiny['checkpoint'], '--num-iters', 1, '--warmup', 1, '--device', 'cpu',
-                        '--compile', '--compile-backend', 'eager', '--out', out_json)
+                        '--compile', '--compile-backend', 'eager', '--parts', 'detector',
+                        '--out', out_json)
     assert 'torch.compile: yes (backend eager, mode default)' in stdout
     rows = table_rows(stdout)
+    assert [r for r in rows if r != 'part'] == ['detector (predict, incl. preprocess + NMS)'], \
+        stdout
     assert float(rows['detector (predict, incl. preprocess + NMS)'][1]) > 0
-    assert json.loads(out_json.read_text())['compile'] == dict(mode=None, backend='eager')
+    results = json.loads(out_json.read_text())
+    assert results['compile'] == dict(mode=None, backend='eager')
+    assert list(results['results']) == ['detector (predict, incl. preprocess + NMS)']
     tool = load_module('tools/analysis_tools/benchmark_detector.py')
     with pytest.raises(SystemExit):
         tool.parse_args([str(tiny['config']), '--cuda-graph', '--compile', '--device', 'cuda'])

@@ -4,9 +4,11 @@
         [--warmup 20] [--batch-size 1] [--device cuda|cpu] [--shape H W] [--synthetic]
         [--amp [--amp-dtype bf16|fp16]] [--cuda-graph | --compile [--compile-mode MODE]
         [--compile-backend NAME]] [--profile N] [--launch-config JSON] [--out results.json]
-        [--cfg-options key=value ...]
+        [--parts detector backbone] [--cfg-options key=value ...]
 
-Two parts are timed, each after ``--warmup`` untimed iterations:
+Two parts are timed, each after ``--warmup`` untimed iterations (``--parts`` picks one;
+each compiled or captured part is compiled or captured on its own, so timing one part
+halves that time):
 
 - ``detector``: :meth:`test_step` in predict mode, i.e. the data preprocessor (host to
   device copy, normalisation, padding), both backbone streams with the fusion blocks, the
@@ -64,6 +66,8 @@ from fusion_mamba.utils import load_tool_config
 from fusion_mamba.utils.profiling import profile_steps
 
 POOL_BATCHES = 16  # distinct batches loaded before timing, cycled through
+PARTS = {'detector': 'detector (predict, incl. preprocess + NMS)',  # --parts: row names
+         'backbone': 'backbone + fusion'}
 
 
 def parse_args(argv=None):
@@ -98,6 +102,8 @@ def parse_args(argv=None):
     parser.add_argument('--log-interval', type=int, default=50,
                         help='print progress every N timed iterations (default 50)')
     parser.add_argument('--out', help='also write the results to this JSON file')
+    parser.add_argument('--parts', nargs='+', choices=PARTS, default=list(PARTS),
+                        help='the parts to time (default: both)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     args = parser.parse_args(argv)
@@ -299,10 +305,8 @@ def main(argv=None):
         compile_kwargs = dict(mode=args.compile_mode, backend=args.compile_backend)
         model.use_compile(**compile_kwargs)
         backbone = torch.compile(backbone, **compile_kwargs)
-    parts = {
-        'detector (predict, incl. preprocess + NMS)': (batches, model.test_step),
-        'backbone + fusion': (preprocessed, backbone),
-    }
+    steps = dict(detector=(batches, model.test_step), backbone=(preprocessed, backbone))
+    parts = {PARTS[part]: steps[part] for part in PARTS if part in args.parts}
     results, profiles = {}, []
     for part, (inputs_, step) in parts.items():
         step = under_autocast(step, device, dtype)

@@ -99,7 +99,9 @@ class SelectiveScanModule(nn.Module):
         channels (:func:`fusion_mamba.ops.ss2d_selective_scan` with G groups).
 
         The projections run in the maps' dtype (bf16 / fp16 activations under autocast with
-        fp32 weights): the scan wants delta, B and C in u's dtype and accumulates in fp32.
+        fp32 weights): the scan wants delta in u's dtype and accumulates in fp32. For
+        channels-last 16-bit maps B and C come out in float32 (see below), else in the
+        maps' dtype.
 
         The products come out in the layout the scan reads best, with no copy of a map: for
         channels-last maps (channel stride 1, D > 1) token-major, each token's channels (and
@@ -113,7 +115,7 @@ class SelectiveScanModule(nn.Module):
 
         Returns:
             delta (B, K, G * D, H, W) before bias and softplus, channel g * D + d from map
-            g; B and C (B, K, G, N, H, W).
+            g; B and C (B, K, G, N, H, W), float32 for channels-last 16-bit maps.
         """
         n, r = self.d_state, self.dt_rank
         batch, dim, height, width = maps[0].shape
@@ -130,7 +132,13 @@ class SelectiveScanModule(nn.Module):
             tokens = _stack([torch.matmul(x.permute(0, 2, 3, 1).reshape(batch, -1, dim),
                                           w.t()).view(batch, -1, k, r + 2 * n)
                              for x, w in zip(maps, w_proj)], dim=3)
-            dt, B, C = torch.split(tokens, [r, n, n], dim=4)
+            dt, states = tokens.split([r, 2 * n], dim=4)
+            if dtype in (torch.float16, torch.bfloat16):
+                # B and C in float32 (token-major, each token's states contiguous): the
+                # sequential scan kernels then convert none of them per token, about a
+                # fifth of their forward's instructions at d_state 16 on sm_90
+                states = states.float()
+            B, C = states.split([n, n], dim=4)
             dt = dt.permute(2, 0, 1, 3, 4).reshape(k, -1, groups * r)
             delta = torch.matmul(dt, w_dt).view(k, batch, height, width, -1)
             return (delta.permute(1, 0, 4, 2, 3), B.permute(0, 2, 3, 4, 1).reshape(shape),

@@ -30,6 +30,7 @@ adjoint recurrence ``g_t = C_t dy_t + a_{t+1} g_{t+1}`` as a reverse associative
 accumulates every gradient (dA, dD, d delta_bias in registers, dB / dC across channel blocks
 and dx across directions with atomics; dC only when C needs one).
 """
+import os
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
@@ -38,6 +39,10 @@ import triton.language as tl
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
+# The step's softplus through the GPU's approximate exp2 / log2 instructions (PTX, which
+# Triton's interpreter cannot run): tl.exp / tl.log compile to range checks and a log
+# polynomial, about 30 instructions per token in the sequential kernels' loops instead of 4.
+FAST_SOFTPLUS = tl.constexpr(os.environ.get('TRITON_INTERPRET', '0') != '1')
 
 
 @triton.jit
@@ -54,7 +59,15 @@ def _token_offsets(t, L, H, W, k):
 
 @triton.jit
 def _softplus(x):
-    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+    """log(1 + exp(x)), x itself above 20; in float32 (x float32)."""
+    if FAST_SOFTPLUS:
+        e = tl.inline_asm_elementwise('ex2.approx.ftz.f32 $0, $1;', '=r,r', [x * LOG2E],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+        log = tl.inline_asm_elementwise('lg2.approx.ftz.f32 $0, $1;', '=r,r', [1.0 + e],
+                                        dtype=tl.float32, is_pure=True, pack=1) * LN2
+    else:
+        log = tl.log(1.0 + tl.exp(x))
+    return tl.where(x <= 20.0, log, x)
 
 
 @triton.jit
@@ -184,12 +197,47 @@ def _step(pre, valid, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
-def _token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl, scl, L, H, W, k,
-                 dm, nm, MASKED: tl.constexpr, WITH_C: tl.constexpr):
-    """Token t's spatial offset p, x and pre-activation delta (BD,) and B, C (NP,) (each
-    thread's copy) of the sequential forward; C is B again without ``WITH_C``. Past the
-    sequence end (the prefetch after the last token) token 0 is read again and never used."""
-    p = tl.where(t < L, _token_offsets(t, L, H, W, k), 0).to(tl.int64)
+def _token_walk(t, L, H, W, k):
+    """Where token t of direction k sits, for walking the tokens after it without a division
+    per token: (spatial offset, index r along its run, step s of r per token, run length,
+    offset stride along a run). A run is a column (H tokens, stride W) of the column-major
+    directions and the whole sequence (stride 1) of the row-major ones; s is -1 for the
+    reversed directions. See :func:`_walk_next`."""
+    col_major = (k % 2) == 1
+    tt = tl.where(k >= 2, L - 1 - t, t)
+    run = tl.where(col_major, H, L)
+    return (_token_offsets(t, L, H, W, k), tl.where(col_major, tt % H, tt),
+            tl.where(k >= 2, -1, 1), run, tl.where(col_major, W, 1))
+
+
+@triton.jit
+def _walk_next(q, r, s, run, stride):
+    """The (offset, run index) of the token after the one at (q, r) (see :func:`_token_walk`):
+    one stride along the run, or at its end to the next run's first token (past the last
+    token of a sequence the offset is meaningless and must not be read)."""
+    r_next = r + s
+    wrap = (r_next == run) | (r_next < 0)
+    q_next = tl.where(wrap, q + s * (1 - (run - 1) * stride), q + s * stride)
+    return q_next, tl.where(wrap, r_next - s * run, r_next)
+
+
+@triton.jit
+def _offset(q, valid, WIDE: tl.constexpr):
+    """The offset q where ``valid``, else 0; int64 with ``WIDE`` (an offset times a token
+    stride may pass 2**31), else int32 (cheaper address arithmetic every token)."""
+    p = tl.where(valid, q, 0)
+    if WIDE:
+        p = p.to(tl.int64)
+    return p
+
+
+@triton.jit
+def _token_loads(p, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl, scl, dm, nm,
+                 MASKED: tl.constexpr, WITH_C: tl.constexpr):
+    """The loads of the token at spatial offset p (:func:`_offset`) in the sequential
+    forward: p, x and pre-activation delta (BD,) and B, C (NP,) (each thread's copy); C is B
+    again without ``WITH_C``. The kernel passes offset 0 past the sequence end (a prefetch
+    after the last token), whose loads are never used."""
     if MASKED:  # channels past Dm or states past N
         u = tl.load(x_ptr + p * sxl, mask=dm, other=0.0)
         pre = tl.load(dt_ptr + p * sdl, mask=dm, other=0.0)
@@ -207,6 +255,35 @@ def _token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl, sc
     return p, u, pre, Bv, Cv
 
 
+@triton.jit
+def _fwd_token(t, valid, loads, h, steps, A2, Dv, bias, y_ptr, syl, hs_ptr, shn, dm,
+               HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+               ATOMIC: tl.constexpr, SAVE_STATES: tl.constexpr, SUMMARY: tl.constexpr,
+               NP: tl.constexpr, T: tl.constexpr):
+    """One token of :func:`_scan_fwd_seq_kernel`: stores the state before it at a chunk
+    start (``SAVE_STATES``), steps the state h (NP, BD) and writes the output (or sums the
+    step into ``steps`` (BD,) with ``SUMMARY``). An invalid token (past the segment end)
+    leaves h and ``steps`` as they are and writes nothing. Returns (h, steps)."""
+    p, u, pre, Bv, Cv = loads
+    if SAVE_STATES and not SUMMARY:
+        if valid & (t % T == 0):
+            tl.store(hs_ptr + (t // T) * NP * shn, h, mask=dm[None, :])
+    u = u.to(tl.float32)
+    _, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
+    h = tl.exp2(A2 * dt[None, :]) * h + Bv.to(tl.float32)[:, None] * (dt * u)[None, :]
+    if SUMMARY:
+        steps += dt
+    else:
+        y = tl.sum(h * Cv.to(tl.float32)[:, None], axis=0)
+        if HAS_D:
+            y += Dv * u
+        if ATOMIC:
+            tl.atomic_add(y_ptr + p * syl, y, mask=dm & valid, sem='relaxed')
+        else:
+            tl.store(y_ptr + p * syl, y, mask=dm & valid)
+    return h, steps
+
+
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat', 'shn', 'seg_len',
                                'n_summaries'])
 def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS, SUMH, SUMDT,
@@ -216,13 +293,16 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS, SUMH, SUMDT,
                          HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                          ATOMIC: tl.constexpr, SAVE_STATES: tl.constexpr,
                          SUMMARY: tl.constexpr, MASKED: tl.constexpr, NP: tl.constexpr,
-                         BD: tl.constexpr, T: tl.constexpr):
+                         BD: tl.constexpr, T: tl.constexpr, WIDE: tl.constexpr = True):
     """The forward as a token-by-token recurrence: each thread owns one channel and keeps
     its states in registers (the (NP, BD) state tile has the channels on the lanes, and with
     BD < 32 the states on the remaining lanes), so the output's sum over states stays within
     the thread or a few lanes. Strided inputs: with channels-last maps (channel stride 1)
     every per-token load and the output's atomic add are coalesced whatever the scan
-    direction. The next token's loads are issued before the current one is computed. With
+    direction. Each token's loads are issued before the token before it is computed; the
+    loop takes two tokens (:func:`_fwd_token`) per iteration, so that the prefetched values
+    need no copies between iterations. The token offsets are walked without a division per
+    token (:func:`_walk_next`), in int32 unless ``WIDE`` (:func:`_offset`). With
     ``SAVE_STATES`` the state at the start of every T-token chunk is stored for
     :func:`_scan_bwd_seq_kernel`, as (B, K, n_chunks, NP, Dm) with state stride ``shn`` (Dm,
     not specialised, like ``sat``). ``MASKED``: Dm is not a multiple of BD or N is not NP.
@@ -264,29 +344,24 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS, SUMH, SUMDT,
     steps = tl.zeros((BD, ), dtype=tl.float32)
     start = seg * seg_len
     stop = tl.minimum(start + seg_len, L)
-    loads = _token_loads(start, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl, scl,
-                         L, H, W, k, dm, nm, MASKED, not SUMMARY)
-    for t in range(start, stop):
-        p, u, pre, Bv, Cv = loads
-        loads = _token_loads(t + 1, x_ptr, dt_ptr, b_ptr, c_ptr, b_off, c_off, sxl, sdl, sbl,
-                             scl, L, H, W, k, dm, nm, MASKED, not SUMMARY)
-        if SAVE_STATES and not SUMMARY:
-            if t % T == 0:
-                tl.store(hs_ptr + (t // T) * NP * shn, h, mask=dm[None, :])
-        u = u.to(tl.float32)
-        _, dt = _step(pre, True, bias, HAS_BIAS, SOFTPLUS)
-        a = tl.exp2(A2 * dt[None, :])
-        h = a * h + Bv.to(tl.float32)[:, None] * (dt * u)[None, :]
-        if SUMMARY:
-            steps += dt
-        else:
-            y = tl.sum(h * Cv.to(tl.float32)[:, None], axis=0)
-            if HAS_D:
-                y += Dv * u
-            if ATOMIC:
-                tl.atomic_add(y_ptr + p * syl, y, mask=dm, sem='relaxed')
-            else:
-                tl.store(y_ptr + p * syl, y, mask=dm)
+    # two tokens per iteration, each token's loads issued before the token before it is
+    # computed; q, r: the next token to load (see _token_walk)
+    q, r, s, run, stride = _token_walk(start, L, H, W, k)
+    loads = _token_loads(_offset(q, start < L, WIDE), x_ptr, dt_ptr, b_ptr, c_ptr, b_off,
+                         c_off, sxl, sdl, sbl, scl, dm, nm, MASKED, not SUMMARY)
+    for t in range(start, stop, 2):
+        q, r = _walk_next(q, r, s, run, stride)
+        ahead = _token_loads(_offset(q, t + 1 < L, WIDE), x_ptr, dt_ptr, b_ptr, c_ptr, b_off,
+                             c_off, sxl, sdl, sbl, scl, dm, nm, MASKED, not SUMMARY)
+        h, steps = _fwd_token(t, t < stop, loads, h, steps, A2, Dv, bias, y_ptr, syl, hs_ptr,
+                              shn, dm, HAS_D, HAS_BIAS, SOFTPLUS, ATOMIC, SAVE_STATES,
+                              SUMMARY, NP, T)
+        q, r = _walk_next(q, r, s, run, stride)
+        loads = _token_loads(_offset(q, t + 2 < L, WIDE), x_ptr, dt_ptr, b_ptr, c_ptr, b_off,
+                             c_off, sxl, sdl, sbl, scl, dm, nm, MASKED, not SUMMARY)
+        h, steps = _fwd_token(t + 1, t + 1 < stop, ahead, h, steps, A2, Dv, bias, y_ptr, syl,
+                              hs_ptr, shn, dm, HAS_D, HAS_BIAS, SOFTPLUS, ATOMIC, SAVE_STATES,
+                              SUMMARY, NP, T)
     if SUMMARY:
         tl.store(sumh_ptr + seg * NP * shn, h, mask=dm[None, :])
         tl.store(sumdt_ptr + seg * Dm, steps, mask=dm)
@@ -834,6 +909,12 @@ def _summary_buffers(segments, batch, k_dirs, cfg, dm, placeholder):
             torch.empty((batch, k_dirs, segments - 1, dm), **f32))
 
 
+def _wide_offsets(length: int, *tensors) -> bool:
+    """Whether a token's offset times one of the tensors' token strides (their last) can
+    pass int32 (the kernels then compute these offsets in int64)."""
+    return length * max(t.stride(-1) for t in tensors) >= 2 ** 31
+
+
 def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, save_states,
                         cfg, hs):
     """y (B, Dm, L) of :func:`_scan_fwd_seq_kernel` in x's dtype and strides; fills ``hs``
@@ -858,7 +939,8 @@ def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, 
     meta = dict(HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
                 ATOMIC=k_dirs > 1, SAVE_STATES=save_states,
                 MASKED=dm % block != 0 or d_state != cfg.padded_states,
-                NP=cfg.padded_states, BD=block, T=cfg.seq_chunk, num_warps=1)
+                NP=cfg.padded_states, BD=block, T=cfg.seq_chunk,
+                WIDE=_wide_offsets(length, x, delta, Bm, Cm, y), num_warps=1)
     if segments > 1:
         _scan_fwd_seq_kernel[(blocks, batch * (segments - 1), k_dirs)](
             *args, SUMMARY=True, **meta)
