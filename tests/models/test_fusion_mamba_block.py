@@ -180,31 +180,56 @@ def test_dssf_scans_both_branches_in_one_call(share_weights, layout, monkeypatch
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_grouped_dssf_keeps_one_copy_of_the_scanned_maps(monkeypatch):
-    """A grouped DSSF step (channels-last, as on CUDA) keeps no tensor of the two maps it
-    concatenates for its backward: the token projections read slices of the concatenation
-    (which the scan keeps), so the maps are held once, not twice."""
-    from fusion_mamba.models.layers import ss2d, state_space_branch
-    monkeypatch.setattr(ss2d.SS2D, 'groups_with',
-                        lambda self, other, device: self.same_configuration(other))
-    monkeypatch.setattr(ss2d.SS2D, 'prefers_channels_last', lambda *args, **kwargs: True)
-    scanned_maps = []
-    scan_input = state_space_branch.GatedStateSpaceBranch.scan_input
-
-    def keep_scan_input(self, x):
-        u, z = scan_input(self, x)
-        scanned_maps.append(u)
-        return u, z
-    monkeypatch.setattr(state_space_branch.GatedStateSpaceBranch, 'scan_input',
-                        keep_scan_input)
-    dssf = DSSF(8, SSM)
-    f = [torch.randn(2, 8, 6, 5, requires_grad=True) for _ in range(2)]
+def saved_bytes(fn):
+    """Bytes of the distinct storages autograd keeps for the backward of ``fn()``."""
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        dssf(*f)
-    storages = {t.untyped_storage().data_ptr() for t in saved}
-    assert len(scanned_maps) == 2
-    assert not storages & {u.untyped_storage().data_ptr() for u in scanned_maps}
+        fn()
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in saved}
+    return sum(storages.values())
+
+
+def test_grouped_dssf_keeps_the_scanned_maps_once(monkeypatch):
+    """A grouped DSSF step (channels-last, as on CUDA) keeps no more for its backward than
+    the two branches' separate steps, to within less than one scanned map: the projected
+    maps are concatenated once, before the convolution, and the token projections read
+    slices of the concatenation that the scan keeps."""
+    from fusion_mamba.models.layers import ss2d
+    monkeypatch.setattr(ss2d.SS2D, 'prefers_channels_last', lambda *args, **kwargs: True)
+    dssf = DSSF(8, SSM)
+    f = [torch.randn(2, 8, 6, 5, requires_grad=True) for _ in range(2)]
+    one_map = 2 * dssf.branches[0].d_inner * 6 * 5 * 4  # (B, D, H, W) float32
+    separate = saved_bytes(lambda: dssf(*f))
+    monkeypatch.setattr(ss2d.SS2D, 'groups_with',
+                        lambda self, other, device: self.same_configuration(other))
+    grouped = saved_bytes(lambda: dssf(*f))
+    assert grouped < separate + one_map
+
+
+def test_fusion_modules_pass_channels_last_maps_without_copies():
+    """The FMB's modules hand each other channels-last maps: SSCS and each VSS / DSSF
+    module return them, the next module's norms read them in place (the same storage,
+    contiguous rows of C channels), and the block returns its inputs' layout for the
+    neck."""
+    torch.manual_seed(0)
+    block = FusionMambaBlock(8, num_dssf=2, ssm_cfg=SSM)
+    norm_inputs = []
+    for dssf in block.dssf:
+        for branch in dssf.branches:
+            branch.norm.register_forward_pre_hook(lambda m, args: norm_inputs.append(args[0]))
+    f_r, f_i = torch.randn(2, 8, 4, 3), torch.randn(2, 8, 4, 3)
+    swapped = channel_swap(f_r, f_i)
+    maps = [block.vss_rgb(swapped[0]), block.vss_ir(swapped[1])]
+    for t in (*swapped, *maps):
+        assert t.is_contiguous(memory_format=torch.channels_last)
+    for dssf in block.dssf:
+        norm_inputs.clear()
+        out = dssf(*maps)
+        for t, n in zip(maps, norm_inputs):
+            assert n.is_contiguous() and n.data_ptr() == t.data_ptr()
+        maps = out
+        assert all(t.is_contiguous(memory_format=torch.channels_last) for t in maps)
+    assert all(t.is_contiguous() for t in block(f_r, f_i))
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=str)

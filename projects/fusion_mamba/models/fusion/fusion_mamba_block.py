@@ -28,16 +28,17 @@ def channel_swap(f_rgb: torch.Tensor,
         f_rgb, f_ir: (B, C, H, W) with C divisible by 4.
 
     Returns:
-        (T_R, T_IR), each (B, C, H, W).
+        (T_R, T_IR), each (B, C, H, W), channels-last in memory (the layout the fusion
+        modules read and write).
     """
-    b, c, h, w = f_rgb.shape
+    c = f_rgb.shape[1]
     if c % 4:
         raise ValueError(f'channel_swap needs channels divisible by 4, got {c}')
-    r = f_rgb.reshape(b, 4, c // 4, h, w).unbind(1)
-    i = f_ir.reshape(b, 4, c // 4, h, w).unbind(1)
-    t_rgb = torch.cat((r[0], i[1], r[2], i[3]), dim=1)
-    t_ir = torch.cat((i[0], r[1], i[2], r[3]), dim=1)
-    return t_rgb, t_ir
+    r = f_rgb.permute(0, 2, 3, 1).chunk(4, dim=-1)
+    i = f_ir.permute(0, 2, 3, 1).chunk(4, dim=-1)
+    t_rgb = torch.cat((r[0], i[1], r[2], i[3]), dim=-1)
+    t_ir = torch.cat((i[0], r[1], i[2], r[3]), dim=-1)
+    return t_rgb.permute(0, 3, 1, 2), t_ir.permute(0, 3, 1, 2)
 
 
 class DSSF(nn.Module):
@@ -89,7 +90,8 @@ class DSSF(nn.Module):
 
     def forward(self, f_rgb: torch.Tensor,
                 f_ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """f_rgb, f_ir: (B, C, H, W) -> updated (B, C, H, W) pair."""
+        """f_rgb, f_ir: (B, C, H, W) -> updated (B, C, H, W) pair, channels-last in memory
+        (computed so, with no copy back; channels-last inputs are read in place)."""
         (y_r, z_r), (y_i, z_i) = run_branches(
             [self.branches[self._modality(m)] for m in (0, 1)], [f_rgb, f_ir])
         mixed_r = z_r * (y_r + y_i) if self.ir_to_rgb else z_r * y_r
@@ -100,7 +102,7 @@ class DSSF(nn.Module):
             out = f.permute(0, 2, 3, 1) + self.out_projs[k](mixed)
             if self.mlps is not None:
                 out = self.mlps[k](out)
-            outs.append(out.permute(0, 3, 1, 2).contiguous())
+            outs.append(out.permute(0, 3, 1, 2))
         return outs[0], outs[1]
 
 
@@ -110,7 +112,10 @@ class FusionMambaBlock(BaseModule):
 
     ``F~ = VSS(channel_swap(F_R, F_IR))`` (SSCS, per branch), then the DSSF stack gives
     ``F-``; the outputs are ``F^_R = F_R + F-_R``, ``F^_IR = F_IR + F-_IR`` and the fused
-    map ``P = F^_R + F^_IR``.
+    map ``P = F^_R + F^_IR``. Between the block's modules the maps stay channels-last in
+    memory: each module normalises and projects (B, H, W, C) rows, and reading and writing
+    them in that layout costs no copy; the residual sums give the outputs in the inputs'
+    layout.
 
     Args:
         in_channels (int): C of both (B, C, H, W) inputs.

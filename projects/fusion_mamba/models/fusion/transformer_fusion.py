@@ -18,7 +18,6 @@ from mmdet.utils import ConfigType, OptMultiConfig
 NUM_MODALITIES = 2
 
 
-
 def pooling_matrix(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
     """(out_size, in_size) matrix of adaptive average pooling along one axis: row i averages
     inputs floor(i * in / out) .. ceil((i + 1) * in / out) - 1 (PyTorch's bins)."""

@@ -56,7 +56,7 @@ class SS2D(SelectiveScanModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scan a (B, D, H, W) map in four directions; returns the merged (B, D, H, W)."""
-        return grouped_ss2d([self], [x])[0]
+        return grouped_ss2d([self], x)[0]
 
     def same_configuration(self, other: nn.Module) -> bool:
         """Whether ``other`` is an SS2D of the same shapes and backend (:func:`grouped_ss2d`
@@ -74,46 +74,42 @@ class SS2D(SelectiveScanModule):
                 and ss2d_scans_group(self.d_inner, self.d_state, device, self.backend))
 
 
-def grouped_ss2d(modules: Sequence[SS2D], maps: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """Each SS2D module of one configuration on its own map, all maps of one shape and
-    layout, in one scan call: the maps concatenated along the channels, module g's
-    projections, A, D and step bias on channel group g. One launch of twice the grid
-    fills the GPU better than two (the RGB and IR branches of a DSSF module); the result
-    equals each module's own scan.
+def grouped_ss2d(modules: Sequence[SS2D], x: torch.Tensor) -> List[torch.Tensor]:
+    """G SS2D modules of one configuration, each on its own map, in one scan call: x holds
+    the G maps concatenated along the channels, module g's projections, A, D and step bias
+    on channel group g. One launch of G times the grid fills the GPU better than G (the
+    RGB and IR branches of a DSSF module); the result equals each module's own scan.
 
     Args:
         modules: G modules, ``modules[0].same_configuration(m)`` for each other one.
-        maps: G maps (B, D, H, W) of one shape, dtype and layout.
+        x: (B, G D, H, W), map g in channels g D ... (g + 1) D - 1.
 
     Returns:
         G scanned maps (B, D, H, W), views of one (B, G D, H, W) result.
     """
     first = modules[0]
-    for x in maps:
-        if x.dim() != 4 or x.shape[1] != first.d_inner:
-            raise ValueError(f'SS2D expects (B, {first.d_inner}, H, W), got {tuple(x.shape)}')
-    if len(modules) != len(maps) or not all(first.same_configuration(m) for m in modules[1:]):
-        raise ValueError('grouped_ss2d needs one map per module and modules of one '
-                         'configuration (SS2D.same_configuration)')
-    if not maps_group(maps):
-        raise ValueError('grouped_ss2d needs maps of one shape, layout and dtype, got '
-                         f'{[(tuple(x.shape), x.dtype) for x in maps]}')
-    # the projections read channel slices of the concatenated map, so that autograd keeps
-    # one copy of the maps for them and the scan
-    x = maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
+    width = len(modules) * first.d_inner
+    if x.dim() != 4 or x.shape[1] != width:
+        maps = f' ({len(modules)} maps of {first.d_inner})' if len(modules) > 1 else ''
+        raise ValueError(f'SS2D expects (B, {width}, H, W){maps}, got {tuple(x.shape)}')
+    if not all(first.same_configuration(m) for m in modules[1:]):
+        raise ValueError('grouped_ss2d needs modules of one configuration '
+                         '(SS2D.same_configuration)')
+    # the projections read channel slices of x, so that autograd keeps one copy of the maps
+    # for them and the scan
     delta, B, C = first.grouped_token_parameters(
-        x.chunk(len(maps), dim=1), [m.x_proj_weight for m in modules],
+        x.chunk(len(modules), dim=1), [m.x_proj_weight for m in modules],
         [m.dt_proj_weight for m in modules])
     A, D, delta_bias = (_direction_major(group)
                         for group in zip(*(m.scan_constants() for m in modules)))
     y = ss2d_selective_scan(x, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=True,
                             backend=first.backend)
-    return list(y.chunk(len(maps), dim=1))
+    return list(y.chunk(len(modules), dim=1))
 
 
 def maps_group(maps: Sequence[torch.Tensor]) -> bool:
-    """Whether maps can be concatenated for :func:`grouped_ss2d`: one shape, layout and
-    dtype."""
+    """Whether maps can be concatenated along the channels for one :func:`grouped_ss2d`
+    call: one shape, layout and dtype."""
     return all(x.shape == maps[0].shape and x.stride() == maps[0].stride()
                and x.dtype == maps[0].dtype for x in maps)
 

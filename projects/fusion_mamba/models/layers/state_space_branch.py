@@ -50,24 +50,23 @@ class GatedStateSpaceBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """x: (B, C, H, W) -> y, z: (B, H, W, D)."""
-        u, z = self.scan_input(x)
-        return self.scan_output(self.ssm(u)), z
+        return run_branches([self], [x])[0]
 
-    def scan_input(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, C, H, W) -> the map to scan, u (B, D, H, W), and the gate z (B, H, W, D).
-
-        When the operator scans such maps fastest channels-last (its
-        ``prefers_channels_last(batch, device, needs_grad)``: SS2D with Triton's sequential
-        kernels), the scanned map stays channels-last from the input projection to the
-        output norm; otherwise it is made channel-major for the convolution."""
+    def project(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, C, H, W) -> the projected map to convolve and scan, u (B, H, W, D) (a view
+        of the input projection's output), and the gate z (B, H, W, D). A channels-last
+        x (as the fusion modules pass between each other) is normalised in place."""
         n = self.norm(x.permute(0, 2, 3, 1))
         u, z = self.in_proj(n).chunk(2, dim=-1)
+        return u, F.silu(z)
+
+    def scans_channels_last(self, x: torch.Tensor) -> bool:
+        """Whether the operator scans maps like ``x`` fastest channels-last (its
+        ``prefers_channels_last(batch, device, needs_grad)``: SS2D with Triton's sequential
+        kernels); the map to scan then stays channels-last from the input projection to the
+        output norm, else it is made channel-major for the convolution."""
         prefers = getattr(self.ssm, 'prefers_channels_last', None)
-        channels_last = prefers is not None and prefers(x.shape[0], x.device,
-                                                        self._needs_grad(x))
-        u = u.permute(0, 3, 1, 2).contiguous(
-            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        return F.silu(self.dwconv(u)), F.silu(z)
+        return prefers is not None and prefers(x.shape[0], x.device, self._needs_grad(x))
 
     def scan_output(self, scanned: torch.Tensor) -> torch.Tensor:
         """The scanned map (B, D, H, W) -> y (B, H, W, D)."""
@@ -81,21 +80,49 @@ class GatedStateSpaceBranch(nn.Module):
 
 def run_branches(branches: Sequence[GatedStateSpaceBranch],
                  maps: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-    """Each branch on its map, ``[(y, z)]`` as from ``branch(x)``, with all their scans in
-    one call (:func:`grouped_ss2d`) when the operators group on the maps' device
-    (``SS2D.groups_with``) and the maps to scan share shape, layout and dtype
-    (:func:`maps_group`); else one scan per branch."""
-    inputs = [branch.scan_input(x) for branch, x in zip(branches, maps)]
+    """Each branch on its map, ``[(y, z)]`` as from ``branch(x)``.
+
+    Where the operators group on the maps' device (``SS2D.groups_with``) and the projected
+    maps share shape, layout and dtype (:func:`maps_group`), the branches convolve and scan
+    their maps as one: the projected maps are written once into one (B, G D, H, W) map in
+    the layout the scan reads, one depthwise convolution with the branches' kernels stacked
+    runs over it, and one scan call takes it (:func:`grouped_ss2d`). Otherwise each branch
+    convolves and scans its own map.
+    """
+    projected = [branch.project(x) for branch, x in zip(branches, maps)]
     ssms = [branch.ssm for branch in branches]
-    scan_maps = [u for u, _ in inputs]
     groups_with = getattr(ssms[0], 'groups_with', None)
-    if (groups_with is not None
-            and all(groups_with(ssm, scan_maps[0].device) for ssm in ssms[1:])
-            and maps_group(scan_maps)):
-        scanned = grouped_ss2d(ssms, scan_maps)
+    if (len(branches) > 1 and groups_with is not None
+            and all(groups_with(ssm, maps[0].device) for ssm in ssms[1:])
+            and maps_group([u for u, _ in projected])):
+        x = _scan_map([u for u, _ in projected], branches[0].scans_channels_last(maps[0]))
+        x = F.silu(_depthwise_conv([branch.dwconv for branch in branches], x))
+        scanned = grouped_ss2d(ssms, x)
     else:
-        scanned = [ssm(u) for ssm, u in zip(ssms, scan_maps)]
-    return [(branch.scan_output(s), z) for branch, s, (_, z) in zip(branches, scanned, inputs)]
+        scanned = [
+            branch.ssm(F.silu(branch.dwconv(_scan_map([u], branch.scans_channels_last(x)))))
+            for branch, x, (u, _) in zip(branches, maps, projected)]
+    return [(branch.scan_output(s), z) for branch, s, (_, z) in zip(branches, scanned, projected)]
+
+
+def _scan_map(maps: Sequence[torch.Tensor], channels_last: bool) -> torch.Tensor:
+    """G (B, H, W, D) maps -> (B, G D, H, W), concatenated along the channels, channels-last
+    or contiguous; one copy of each map when channels-last."""
+    if channels_last:
+        x = maps[0] if len(maps) == 1 else torch.cat(maps, dim=-1)
+        return x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    maps = [u.permute(0, 3, 1, 2).contiguous() for u in maps]
+    return maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
+
+
+def _depthwise_conv(convs: Sequence[nn.Conv2d], x: torch.Tensor) -> torch.Tensor:
+    """G depthwise convolutions of one configuration, conv g on channel group g of x
+    (B, G D, H, W), as one convolution with their kernels stacked."""
+    first = convs[0]
+    weight = torch.cat([conv.weight for conv in convs])
+    bias = None if first.bias is None else torch.cat([conv.bias for conv in convs])
+    return F.conv2d(x, weight, bias, first.stride, first.padding, first.dilation,
+                    groups=x.shape[1])
 
 
 class ChannelsLastMLP(nn.Module):

@@ -29,9 +29,10 @@ class VSSBlock(nn.Module):
         self.mlp = ChannelsLastMLP(channels, mlp_ratio, norm_cfg) if mlp_ratio > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, H, W) -> (B, C, H, W)."""
+        """x: (B, C, H, W) -> (B, C, H, W), channels-last in memory (computed so, with no
+        copy back; a channels-last x is read in place)."""
         y, z = self.branch(x)
         out = x.permute(0, 2, 3, 1) + self.out_proj(y * z)
         if self.mlp is not None:
             out = self.mlp(out)
-        return out.permute(0, 3, 1, 2).contiguous()
+        return out.permute(0, 3, 1, 2)
