@@ -490,3 +490,45 @@ def test_tune_scan_times_the_layout_the_module_would_use():
     assert layouts(both, 1, True) == ['last'] * 3
     assert layouts(whole, 2, True) == ['major', 'last', 'last']  # P4 / P5: 1024 channels
     assert layouts(whole, 16, True) == layouts(whole, 16, False) == ['last'] * 3
+
+
+DETECTOR = 'detector (predict, incl. preprocess + NMS)'  # benchmark_detector's part name
+
+
+def test_compare_detectors_on_cpu(tiny):
+    """compare_detectors.py runs each row for both configs in their own processes and puts
+    every figure beside the baseline's with their ratio, as the runs' own JSON give them; a
+    run that fails (CUDA graphs on a CPU) is reported in its row and the others still run;
+    a run out of time is reported as such."""
+    out_json = tiny['folder'] / 'compare.json'
+    stdout = run_python('tools/analysis_tools/compare_detectors.py', tiny['config'],
+                        tiny['add_config'], '--rows', 'infer:2', 'infer:1:cuda-graph', 'train:1',
+                        '--device', 'cpu', '--num-iters', 1, '--warmup', 1, '--shape', 96, 128,
+                        '--out', out_json)
+    report = json.loads(out_json.read_text())
+    runs = report['runs']
+    assert report['rows'] == ['infer:2', 'infer:1:cuda-graph', 'train:1']
+    rows = table_rows(stdout)
+    assert rows['measurement'] == ['tiny_fmb', 'tiny_add', 'ratio']
+    for name, key, label in (('infer:2', 'throughput_pairs_per_s', 'pairs/s'),
+                             ('infer:2', 'latency_mean_ms', 'ms per pair'),
+                             ('train:1', 'step_mean_s', 'step s')):
+        got = [(run['result'] if name.startswith('train') else run['results'][DETECTOR])[key]
+               for run in (runs[name]['config'], runs[name]['baseline'])]
+        fm, add, ratio = rows[f'{name}: {label}']
+        assert float(fm) == pytest.approx(got[0], rel=1e-3, abs=1e-4)
+        assert float(add) == pytest.approx(got[1], rel=1e-3, abs=1e-4)
+        assert float(ratio.rstrip('x')) == pytest.approx(got[0] / got[1], rel=0.02)
+    assert runs['infer:2']['config']['batch_size'] == 2
+    assert '--cuda-graph needs --device cuda' in runs['infer:1:cuda-graph']['config']['output']
+    assert rows['infer:1:cuda-graph'][:2] == ['exited with status 2'] * 2
+    assert 'device: CPU' in stdout and 'precision fp32; 96x128' in stdout
+
+    stdout = run_python('tools/analysis_tools/compare_detectors.py', tiny['config'],
+                        tiny['add_config'], '--rows', 'infer:1', '--device', 'cpu',
+                        '--timeout', 0.5)
+    assert table_rows(stdout)['infer:1'][:2] == ['timed out after 0.5 s'] * 2
+    tool = load_module('tools/analysis_tools/compare_detectors.py')
+    for spec in ('train:8:compile', 'infer:0', 'infer', 'detect:1'):
+        with pytest.raises(ValueError, match=f'--rows {spec!r}: rows are KIND:BATCH'):
+            tool.parse_row(spec)
