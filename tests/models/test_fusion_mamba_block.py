@@ -206,27 +206,39 @@ def test_grouped_dssf_keeps_the_scanned_maps_once(monkeypatch):
     assert grouped < separate + one_map
 
 
-def test_fusion_modules_pass_channels_last_maps_without_copies():
+@pytest.mark.parametrize('path', ['sscs', 'dssf-only', 'grouped'])
+def test_fusion_modules_pass_channels_last_maps_without_copies(path, monkeypatch):
     """The FMB's modules hand each other channels-last maps: SSCS and each VSS / DSSF
-    module return them, the next module's norms read them in place (the same storage,
-    contiguous rows of C channels), and the block returns its inputs' layout for the
-    neck."""
+    module return them (from channel-major inputs too), the next module's norms read them in
+    place (the same storage, contiguous rows of C channels), and the block returns its
+    inputs' layout for the neck. On the grouped path (as on CUDA) each DSSF step runs one
+    convolution, over both branches' maps."""
+    from fusion_mamba.models.layers import ss2d
+    if path == 'grouped':
+        monkeypatch.setattr(ss2d.SS2D, 'groups_with',
+                            lambda self, other, device: self.same_configuration(other))
+        monkeypatch.setattr(ss2d.SS2D, 'prefers_channels_last', lambda *args, **kwargs: True)
     torch.manual_seed(0)
-    block = FusionMambaBlock(8, num_dssf=2, ssm_cfg=SSM)
+    block = FusionMambaBlock(8, num_dssf=2, ssm_cfg=SSM, use_sscs=path != 'dssf-only')
     norm_inputs = []
     for dssf in block.dssf:
         for branch in dssf.branches:
             branch.norm.register_forward_pre_hook(lambda m, args: norm_inputs.append(args[0]))
     f_r, f_i = torch.randn(2, 8, 4, 3), torch.randn(2, 8, 4, 3)
-    swapped = channel_swap(f_r, f_i)
-    maps = [block.vss_rgb(swapped[0]), block.vss_ir(swapped[1])]
-    for t in (*swapped, *maps):
-        assert t.is_contiguous(memory_format=torch.channels_last)
+    maps = [f_r, f_i]
+    if block.use_sscs:
+        swapped = channel_swap(f_r, f_i)
+        maps = [block.vss_rgb(swapped[0]), block.vss_ir(swapped[1])]
+        for t in (*swapped, *maps):
+            assert t.is_contiguous(memory_format=torch.channels_last)
     for dssf in block.dssf:
         norm_inputs.clear()
-        out = dssf(*maps)
-        for t, n in zip(maps, norm_inputs):
-            assert n.is_contiguous() and n.data_ptr() == t.data_ptr()
+        with OpNames() as ops:
+            out = dssf(*maps)
+        if maps[0].is_contiguous(memory_format=torch.channels_last):
+            for t, n in zip(maps, norm_inputs):
+                assert n.is_contiguous() and n.data_ptr() == t.data_ptr()
+        assert ops.names.count('aten::convolution') == (1 if path == 'grouped' else 2)
         maps = out
         assert all(t.is_contiguous(memory_format=torch.channels_last) for t in maps)
     assert all(t.is_contiguous() for t in block(f_r, f_i))

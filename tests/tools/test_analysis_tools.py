@@ -519,10 +519,14 @@ def test_compare_detectors_on_cpu(tiny):
         assert float(fm) == pytest.approx(got[0], rel=1e-3, abs=1e-4)
         assert float(add) == pytest.approx(got[1], rel=1e-3, abs=1e-4)
         assert float(ratio.rstrip('x')) == pytest.approx(got[0] / got[1], rel=0.02)
-    assert runs['infer:2']['config']['batch_size'] == 2
+    for run in (*runs['infer:2'].values(), *runs['train:1'].values()):
+        assert (run['num_iters'], run['warmup'], run['device']) == (1, 1, 'cpu')
+    assert [run['batch_size'] for run in runs['infer:2'].values()] == [2, 2]
+    assert runs['train:1']['baseline']['shape'] == [96, 128]
     assert '--cuda-graph needs --device cuda' in runs['infer:1:cuda-graph']['config']['output']
     assert rows['infer:1:cuda-graph'][:2] == ['exited with status 2'] * 2
-    assert 'device: CPU' in stdout and 'precision fp32; 96x128' in stdout
+    assert 'device: CPU' in stdout and 'precision fp32; inputs: real: 4 pairs' in stdout
+    assert 'training: synthetic 96x128' in stdout
 
     stdout = run_python('tools/analysis_tools/compare_detectors.py', tiny['config'],
                         tiny['add_config'], '--rows', 'infer:1', '--device', 'cpu',

@@ -29,6 +29,8 @@ import datetime
 import json
 import os
 import os.path as osp
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -125,7 +127,8 @@ def parse_args(argv=None):
 def run_command(row: Row, config: str, out_json: str, args) -> List[str]:
     """The benchmark command of one row for one config."""
     script = 'benchmark_train.py' if row.kind == 'train' else 'benchmark_detector.py'
-    cmd = [sys.executable, osp.join(TOOLS, script), config, '--batch-size', str(row.batch),
+    cmd = [sys.executable, osp.join(TOOLS, script), osp.abspath(config), '--batch-size',
+           str(row.batch),
            '--shape', *map(str, args.shape), '--out', out_json]
     if row.kind != 'train':
         cmd += ['--parts', 'detector' if row.kind == 'infer' else 'backbone', *MODE_ARGS[row.mode]]
@@ -149,19 +152,23 @@ def run_one(cmd: List[str], out_json: str, timeout: float) -> dict:
     """Run one benchmark; its JSON with ``seconds`` added, or ``{'error': ...}`` with the end
     of its output when it failed or ran out of time."""
     start = time.perf_counter()
+    # a session of its own, so that a run out of time is stopped with the processes it
+    # started (torch.compile's workers)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED='1'),
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                              env=dict(os.environ, PYTHONUNBUFFERED='1'))
-    except subprocess.TimeoutExpired as err:
-        output = (err.stdout or b'') + (err.stderr or b'')
-        if isinstance(output, bytes):
-            output = output.decode(errors='replace')
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
         return dict(error=f'timed out after {timeout:g} s', output=output[-OUTPUT_TAIL:],
                     seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
     if proc.returncode != 0 or not osp.exists(out_json):
-        return dict(error=f'exited with status {proc.returncode}',
-                    output=(proc.stdout + proc.stderr)[-OUTPUT_TAIL:], seconds=seconds)
+        error = (f'exited with status {proc.returncode}' if proc.returncode
+                 else 'exited without writing its JSON')
+        return dict(error=error, output=output[-OUTPUT_TAIL:], seconds=seconds)
     with open(out_json) as f:
         return dict(json.load(f), seconds=seconds)
 
@@ -219,14 +226,20 @@ def git_commit() -> Optional[str]:
 
 
 def header(runs: Dict[str, Dict[str, dict]], args) -> str:
-    """Device, torch, precision, commit and date of the comparison."""
-    done = [run for pair in runs.values() for run in pair.values() if 'error' not in run]
-    device = done[0]['device_name'] if done else 'unknown (no run finished)'
-    torch_version = done[0]['torch'] if done else 'unknown'
-    precision = done[0]['precision'] if done else ('amp' if args.amp else 'fp32')
-    return (f'device: {device}; torch {torch_version}; precision {precision}; '
-            f'{args.shape[0]}x{args.shape[1]}; commit {git_commit() or "unknown"}; '
-            f'{datetime.date.today().isoformat()}')
+    """Device, torch, precision, the inputs the runs used, commit and date."""
+    done = {name: [run for run in pair.values() if 'error' not in run]
+            for name, pair in runs.items()}
+    finished = [run for name in done for run in done[name]]
+    if not finished:
+        return f'no run finished; commit {git_commit() or "unknown"}'
+    first = finished[0]
+    inputs = sorted({run['inputs'] for name in done for run in done[name]
+                     if not name.startswith('train')})
+    if any(name.startswith('train') and done[name] for name in done):
+        inputs.append('training: synthetic {}x{}'.format(*args.shape))
+    return (f'device: {first["device_name"]}; torch {first["torch"]}; precision '
+            f'{first["precision"]}; inputs: {"; ".join(inputs)}; commit '
+            f'{git_commit() or "unknown"}; {datetime.date.today().isoformat()}')
 
 
 def write_json(path: str, runs, table: str, args) -> None:
@@ -253,7 +266,7 @@ def main(argv=None):
                 cmd = run_command(row, config, out_json, args)
                 print(f'[{2 * i + j + 1}/{total}] {row.name} {names[j]} ...', flush=True)
                 run = run_one(cmd, out_json, args.timeout)
-                run['command'] = ' '.join(cmd[1:])
+                run['command'] = shlex.join(cmd[1:])
                 runs.setdefault(row.name, {})[which] = run
                 status = run.get('error', 'done')
                 print(f'  {status} in {run["seconds"]:.0f} s', flush=True)

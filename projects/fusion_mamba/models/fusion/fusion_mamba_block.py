@@ -99,7 +99,8 @@ class DSSF(nn.Module):
         outs = []
         for m, (f, mixed) in enumerate(((f_rgb, mixed_r), (f_ir, mixed_i))):
             k = self._modality(m)
-            out = f.permute(0, 2, 3, 1) + self.out_projs[k](mixed)
+            # the projection first: the sum takes its layout, channels-last, whatever f's
+            out = self.out_projs[k](mixed) + f.permute(0, 2, 3, 1)
             if self.mlps is not None:
                 out = self.mlps[k](out)
             outs.append(out.permute(0, 3, 1, 2))

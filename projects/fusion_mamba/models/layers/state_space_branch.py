@@ -82,8 +82,9 @@ def run_branches(branches: Sequence[GatedStateSpaceBranch],
                  maps: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Each branch on its map, ``[(y, z)]`` as from ``branch(x)``.
 
-    Where the operators group on the maps' device (``SS2D.groups_with``) and the projected
-    maps share shape, layout and dtype (:func:`maps_group`), the branches convolve and scan
+    Where the operators group on the maps' device (``SS2D.groups_with``), the convolutions
+    share their configuration and the projected maps their shape, layout and dtype
+    (:func:`maps_group`), the branches convolve and scan
     their maps as one: the projected maps are written once into one (B, G D, H, W) map in
     the layout the scan reads, one depthwise convolution with the branches' kernels stacked
     runs over it, and one scan call takes it (:func:`grouped_ss2d`). Otherwise each branch
@@ -94,6 +95,7 @@ def run_branches(branches: Sequence[GatedStateSpaceBranch],
     groups_with = getattr(ssms[0], 'groups_with', None)
     if (len(branches) > 1 and groups_with is not None
             and all(groups_with(ssm, maps[0].device) for ssm in ssms[1:])
+            and _convs_group([branch.dwconv for branch in branches])
             and maps_group([u for u, _ in projected])):
         x = _scan_map([u for u, _ in projected], branches[0].scans_channels_last(maps[0]))
         x = F.silu(_depthwise_conv([branch.dwconv for branch in branches], x))
@@ -107,12 +109,27 @@ def run_branches(branches: Sequence[GatedStateSpaceBranch],
 
 def _scan_map(maps: Sequence[torch.Tensor], channels_last: bool) -> torch.Tensor:
     """G (B, H, W, D) maps -> (B, G D, H, W), concatenated along the channels, channels-last
-    or contiguous; one copy of each map when channels-last."""
+    or contiguous; each map copied once."""
     if channels_last:
         x = maps[0] if len(maps) == 1 else torch.cat(maps, dim=-1)
         return x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    maps = [u.permute(0, 3, 1, 2).contiguous() for u in maps]
-    return maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
+    if len(maps) == 1:
+        return maps[0].permute(0, 3, 1, 2).contiguous()
+    batch, height, width, dim = maps[0].shape
+    x = maps[0].new_empty(batch, len(maps) * dim, height, width)
+    for g, u in enumerate(maps):
+        x[:, g * dim:(g + 1) * dim] = u.permute(0, 3, 1, 2)
+    return x
+
+
+def _convs_group(convs: Sequence[nn.Conv2d]) -> bool:
+    """Whether the convolutions can run as one over concatenated maps
+    (:func:`_depthwise_conv`): one kernel size, stride, padding and dilation, all with a bias
+    or none."""
+    first = convs[0]
+    return all((conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.bias is None)
+               == (first.kernel_size, first.stride, first.padding, first.dilation,
+                   first.bias is None) for conv in convs)
 
 
 def _depthwise_conv(convs: Sequence[nn.Conv2d], x: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ class VSSBlock(nn.Module):
         """x: (B, C, H, W) -> (B, C, H, W), channels-last in memory (computed so, with no
         copy back; a channels-last x is read in place)."""
         y, z = self.branch(x)
-        out = x.permute(0, 2, 3, 1) + self.out_proj(y * z)
+        out = self.out_proj(y * z) + x.permute(0, 2, 3, 1)  # channels-last, whatever x's layout
         if self.mlp is not None:
             out = self.mlp(out)
         return out.permute(0, 3, 1, 2)
