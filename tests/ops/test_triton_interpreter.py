@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 SCRIPT = r'''
+import copy
+
 import torch
 from ops_testing import (assert_close, assert_grads_close, channels_last_ss2d, detached_copy,
                          explicit_ss2d, grads_of, scan_inputs, ss2d_inputs)
@@ -99,6 +101,34 @@ def check_last_state_channels_last():
     assert_grads_close(grads_of(ours, ours_inputs), grads_of(ref, ref_inputs), torch.float32)
 
 
+def check_grouped_dssf():
+    # a DSSF step as CUDA runs it: both branches' maps channels-last and concatenated, one
+    # convolution, one grouped scan through the sequential kernels; against the same
+    # weights on the torch backend, branch by branch (outputs and every gradient)
+    from fusion_mamba.models.fusion.fusion_mamba_block import DSSF
+    torch.manual_seed(0)
+    dssf = DSSF(16, dict(type='SS2D', d_state=16, backend='triton'))  # 32 inner channels
+    ref = copy.deepcopy(dssf)
+    for branch in ref.branches:
+        branch.ssm.backend = 'torch'
+    maps = [torch.randn(2, 16, 3, 5) for _ in range(2)]
+    first, second = (branch.ssm for branch in dssf.branches)
+    assert first.groups_with(second, maps[0].device)
+    assert dssf.branches[0].scans_channels_last(maps[0])  # with a backward to come
+    weights = [torch.randn(2, 16, 3, 5) for _ in range(2)]
+
+    def run(module):
+        inputs = [x.detach().clone().requires_grad_() for x in maps]
+        out = module(*inputs)
+        loss = sum((o * w).sum() for o, w in zip(out, weights))
+        return out, torch.autograd.grad(loss, inputs + list(module.parameters()))
+    (out, grads), (ref_out, ref_grads) = run(dssf), run(ref)
+    for o in out:
+        assert o.is_contiguous(memory_format=torch.channels_last)
+    for got, want in zip(out + grads, ref_out + ref_grads):
+        assert_close(got, want, torch.float32)
+
+
 def with_launch(chunk, fwd, bwd, prefetch=False, nograd_chunk=0, seq=(0, 32, 8, 0)):
     # the kernels under other launches: several chunks per column, channel blocks that
     # differ between the passes, the prefetching forward, a longer no-gradient chunk and
@@ -167,6 +197,7 @@ for fwd_programs in (0, 64):
 triton_kernels.launch_config = triton_kernels.default_config
 check_ss2d_unusual_layouts()
 check_last_state_channels_last()
+check_grouped_dssf()
 # the custom operator's schema, fake kernel and autograd registration
 for d_state, layout in ((4, detached_copy), (16, channels_last_ss2d)):
     inputs = layout(ss2d_inputs(1, 2, d_state, 3, 5))
