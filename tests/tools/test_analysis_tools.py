@@ -492,9 +492,6 @@ def test_tune_scan_times_the_layout_the_module_would_use():
     assert layouts(whole, 16, True) == layouts(whole, 16, False) == ['last'] * 3
 
 
-DETECTOR = 'detector (predict, incl. preprocess + NMS)'  # benchmark_detector's part name
-
-
 def test_compare_detectors_on_cpu(tiny):
     """compare_detectors.py runs each row for both configs in their own processes and puts
     every figure beside the baseline's with their ratio, as the runs' own JSON give them; a
@@ -507,13 +504,14 @@ def test_compare_detectors_on_cpu(tiny):
                         '--out', out_json)
     report = json.loads(out_json.read_text())
     runs = report['runs']
+    detector = load_module('tools/analysis_tools/benchmark_detector.py').PARTS['detector']
     assert report['rows'] == ['infer:2', 'infer:1:cuda-graph', 'train:1']
     rows = table_rows(stdout)
     assert rows['measurement'] == ['tiny_fmb', 'tiny_add', 'ratio']
     for name, key, label in (('infer:2', 'throughput_pairs_per_s', 'pairs/s'),
                              ('infer:2', 'latency_mean_ms', 'ms per pair'),
                              ('train:1', 'step_mean_s', 'step s')):
-        got = [(run['result'] if name.startswith('train') else run['results'][DETECTOR])[key]
+        got = [(run['result'] if name.startswith('train') else run['results'][detector])[key]
                for run in (runs[name]['config'], runs[name]['baseline'])]
         fm, add, ratio = rows[f'{name}: {label}']
         assert float(fm) == pytest.approx(got[0], rel=1e-3, abs=1e-4)

@@ -45,6 +45,7 @@ KINDS = ('infer', 'backbone', 'train')
 MODE_ARGS = {'eager': [], 'cuda-graph': ['--cuda-graph'], 'compile': ['--compile'],
              'compile-ro': ['--compile', '--compile-mode', 'reduce-overhead']}
 OUTPUT_TAIL = 2000  # characters of a failed run's output kept in the report
+ROLES = ('config', 'baseline')  # the two runs of a row, in the table's column order
 
 
 class Row(NamedTuple):
@@ -197,8 +198,8 @@ def markdown_table(rows: List[Row], runs: Dict[str, Dict[str, dict]], names) -> 
         pair = runs.get(row.name, {})
         if len(pair) < 2:
             continue
-        a, b = (figures(row, pair[which]) for which in ('config', 'baseline'))
-        errors = [pair[w].get('error') for w in ('config', 'baseline')]
+        a, b = (figures(row, pair[role]) for role in ROLES)
+        errors = [pair[role].get('error') for role in ROLES]
         if any(errors):
             cells = [e or 'ok' for e in errors]
             lines.append(f'| {row.name} | {cells[0]} | {cells[1]} | |')
@@ -225,29 +226,30 @@ def git_commit() -> Optional[str]:
     return commit + ('+dirty' if dirty else '')
 
 
-def header(runs: Dict[str, Dict[str, dict]], args) -> str:
+def header(runs: Dict[str, Dict[str, dict]], rows: List[Row], commit: Optional[str],
+           args) -> str:
     """Device, torch, precision, the inputs the runs used, commit and date."""
-    done = {name: [run for run in pair.values() if 'error' not in run]
-            for name, pair in runs.items()}
-    finished = [run for name in done for run in done[name]]
+    kinds = {row.name: row.kind for row in rows}
+    finished = [(kinds[name], run) for name, pair in runs.items() for run in pair.values()
+                if 'error' not in run]
+    commit = commit or 'unknown'
     if not finished:
-        return f'no run finished; commit {git_commit() or "unknown"}'
-    first = finished[0]
-    inputs = sorted({run['inputs'] for name in done for run in done[name]
-                     if not name.startswith('train')})
-    if any(name.startswith('train') and done[name] for name in done):
+        return f'no run finished; commit {commit}'
+    first = finished[0][1]
+    inputs = sorted({run['inputs'] for kind, run in finished if kind != 'train'})
+    if any(kind == 'train' for kind, _ in finished):
         inputs.append('training: synthetic {}x{}'.format(*args.shape))
     return (f'device: {first["device_name"]}; torch {first["torch"]}; precision '
-            f'{first["precision"]}; inputs: {"; ".join(inputs)}; commit '
-            f'{git_commit() or "unknown"}; {datetime.date.today().isoformat()}')
+            f'{first["precision"]}; inputs: {"; ".join(inputs)}; commit {commit}; '
+            f'{datetime.date.today().isoformat()}')
 
 
-def write_json(path: str, runs, table: str, args) -> None:
+def write_json(path: str, runs, header_line: str, table: str, args) -> None:
     """All runs so far, atomically (a reader never sees half a file)."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tmp = f'{path}.tmp'
     with open(tmp, 'w') as f:
-        json.dump(dict(config=args.config, baseline=args.baseline, header=header(runs, args),
+        json.dump(dict(config=args.config, baseline=args.baseline, header=header_line,
                        rows=[row.name for row in args.rows], runs=runs, table=table), f,
                   indent=2)
     os.replace(tmp, path)
@@ -256,28 +258,28 @@ def write_json(path: str, runs, table: str, args) -> None:
 def main(argv=None):
     args = parse_args(argv)
     names = [osp.splitext(osp.basename(c))[0] for c in (args.config, args.baseline)]
+    commit = git_commit()
     runs: Dict[str, Dict[str, dict]] = {}
-    total = len(args.rows) * 2
+    total = len(args.rows) * len(ROLES)
     with tempfile.TemporaryDirectory() as tmp:
         for i, row in enumerate(args.rows):
-            for j, (which, config) in enumerate((('config', args.config),
-                                                 ('baseline', args.baseline))):
-                out_json = osp.join(tmp, f'{i}_{which}.json')
+            for j, (role, config) in enumerate(zip(ROLES, (args.config, args.baseline))):
+                out_json = osp.join(tmp, f'{i}_{role}.json')
                 cmd = run_command(row, config, out_json, args)
-                print(f'[{2 * i + j + 1}/{total}] {row.name} {names[j]} ...', flush=True)
+                print(f'[{len(ROLES) * i + j + 1}/{total}] {row.name} {names[j]} ...',
+                      flush=True)
                 run = run_one(cmd, out_json, args.timeout)
                 run['command'] = shlex.join(cmd[1:])
-                runs.setdefault(row.name, {})[which] = run
-                status = run.get('error', 'done')
-                print(f'  {status} in {run["seconds"]:.0f} s', flush=True)
+                runs.setdefault(row.name, {})[role] = run
+                print(f'  {run.get("error", "done")} in {run["seconds"]:.0f} s', flush=True)
                 if 'error' in run:
                     print('  ' + run['output'][-600:].replace('\n', '\n  '), flush=True)
-                if args.out:
-                    write_json(args.out, runs, markdown_table(args.rows, runs, names), args)
-    table = markdown_table(args.rows, runs, names)
-    print(f'\n{header(runs, args)}\n{table}')
+                if args.out:  # after every run: an interrupted comparison keeps it
+                    write_json(args.out, runs, header(runs, args.rows, commit, args),
+                               markdown_table(args.rows, runs, names), args)
+    print(f'\n{header(runs, args.rows, commit, args)}\n'
+          f'{markdown_table(args.rows, runs, names)}')
     if args.out:
-        write_json(args.out, runs, table, args)
         print(f'results written to {args.out}')
 
 

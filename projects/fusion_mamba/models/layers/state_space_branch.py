@@ -91,19 +91,19 @@ def run_branches(branches: Sequence[GatedStateSpaceBranch],
     convolves and scans its own map.
     """
     projected = [branch.project(x) for branch, x in zip(branches, maps)]
+    us = [u for u, _ in projected]
     ssms = [branch.ssm for branch in branches]
+    convs = [branch.dwconv for branch in branches]
     groups_with = getattr(ssms[0], 'groups_with', None)
     if (len(branches) > 1 and groups_with is not None
             and all(groups_with(ssm, maps[0].device) for ssm in ssms[1:])
-            and _convs_group([branch.dwconv for branch in branches])
-            and maps_group([u for u, _ in projected])):
-        x = _scan_map([u for u, _ in projected], branches[0].scans_channels_last(maps[0]))
-        x = F.silu(_depthwise_conv([branch.dwconv for branch in branches], x))
-        scanned = grouped_ss2d(ssms, x)
+            and _convs_group(convs) and maps_group(us)):
+        x = _scan_map(us, branches[0].scans_channels_last(maps[0]))
+        scanned = grouped_ss2d(ssms, F.silu(_depthwise_conv(convs, x)))
     else:
         scanned = [
             branch.ssm(F.silu(branch.dwconv(_scan_map([u], branch.scans_channels_last(x)))))
-            for branch, x, (u, _) in zip(branches, maps, projected)]
+            for branch, x, u in zip(branches, maps, us)]
     return [(branch.scan_output(s), z) for branch, s, (_, z) in zip(branches, scanned, projected)]
 
 
