@@ -368,15 +368,15 @@ def _scan_fwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, Y, HS, SUMH, SUMDT,
 
 
 @triton.jit
-def _bwd_token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl, syl, L, H, W,
-                     k, dm, nm, MASKED: tl.constexpr, WITH_GRAD: tl.constexpr):
-    """Token t's loads in the sequential backward, as stored: spatial offset p, whether
-    0 <= t < L, x and the pre-activation delta (BD,), B (NP,) and, with ``WITH_GRAD``, dy
-    (BD,; 0 for an invalid t) and C (NP,) (else x and B again). The loops issue them one
-    token ahead of the arithmetic (an invalid t, the prefetch past a segment end, reads
-    token 0 and is never used)."""
-    valid = (t >= 0) & (t < L)
-    p = tl.where(valid, _token_offsets(t, L, H, W, k), 0).to(tl.int64)
+def _bwd_token_loads(q, valid, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl, syl,
+                     dm, nm, MASKED: tl.constexpr, WITH_GRAD: tl.constexpr,
+                     WIDE: tl.constexpr):
+    """The loads in the sequential backward of the token at spatial offset q, ``valid`` when
+    0 <= t < L: its offset p (:func:`_offset`), ``valid``, x and the pre-activation delta
+    (BD,), B (NP,) and, with ``WITH_GRAD``, dy (BD,; 0 for an invalid token) and C (NP,)
+    (else x and B again). The loops issue them one token ahead of the arithmetic (an
+    invalid token, a prefetch past a segment end, reads token 0 and is never used)."""
+    p = _offset(q, valid, WIDE)
     if MASKED:
         u = tl.load(x_ptr + p * sxl, mask=dm, other=0.0)
         pre = tl.load(dt_ptr + p * sdl, mask=dm, other=0.0)
@@ -392,13 +392,22 @@ def _bwd_token_loads(t, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
     return p, valid, u, pre, Bv, dy, Cv
 
 
+@triton.jit
+def _walk_back(q, r, s, run, stride, move):
+    """:func:`_walk_next` towards the sequence start where ``move``, else (q, r) as they
+    are."""
+    q_back, r_back = _walk_next(q, r, -s, run, stride)
+    return tl.where(move, q_back, q), tl.where(move, r_back, r)
+
+
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'sat', 'shn', 'seg_len', 'n_summaries'])
 def _scan_bwd_seq_summary_kernel(X, DT, AT, BM, CM, BIAS, DY, SUMG, SUMDT,
                                  sxb, sxd, sxl, sdb, sdk, sdd, sdl, sat, shn, sbb, sbg, sbn,
                                  sbl, scb, scg, scn, scl, syb, syd, syl,
                                  Dm, L, H, W, N, Dg, G, K, seg_len, n_summaries,
                                  HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                                 MASKED: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr):
+                                 MASKED: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr,
+                                 WIDE: tl.constexpr = True):
     """Segment summaries of :func:`_scan_bwd_seq_kernel`'s adjoint recurrence. Each sequence
     is cut into ``n_summaries + 1`` segments of ``seg_len`` tokens; program i walks segment
     i + 1 backwards from a zero carry and stores what it hands the segment before it,
@@ -418,13 +427,15 @@ def _scan_bwd_seq_summary_kernel(X, DT, AT, BM, CM, BIAS, DY, SUMG, SUMDT,
     stop = tl.minimum(start + seg_len, L)
     ag = tl.zeros((NP, BD), dtype=tl.float32)
     steps = tl.zeros((BD, ), dtype=tl.float32)
-    loads = _bwd_token_loads(stop - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
-                             syl, L, H, W, k, dm, nm, MASKED, True)
+    q, r, s, run, stride = _token_walk(stop - 1, L, H, W, k)  # tokens stop - 1 down to start
+    loads = _bwd_token_loads(q, stop > 0, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl,
+                             scl, syl, dm, nm, MASKED, True, WIDE)
     for tt in range(start, stop):
         t = start + stop - 1 - tt
         _, valid, _, pre, _, dy, Cv = loads
-        loads = _bwd_token_loads(t - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
-                                 syl, L, H, W, k, dm, nm, MASKED, True)
+        q, r = _walk_next(q, r, -s, run, stride)
+        loads = _bwd_token_loads(q, t > 0, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl,
+                                 scl, syl, dm, nm, MASKED, True, WIDE)
         _, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
         ag = tl.exp2(A2 * dt[None, :]) * (Cv.to(tl.float32)[:, None]
                                           * dy.to(tl.float32)[None, :] + ag)
@@ -432,6 +443,61 @@ def _scan_bwd_seq_summary_kernel(X, DT, AT, BM, CM, BIAS, DY, SUMG, SUMDT,
     summary = (b * K + k) * n_summaries + i
     tl.store(SUMG + summary * NP * shn + n[:, None] * shn + d[None, :], ag, mask=dm[None, :])
     tl.store(SUMDT + summary * Dm + d, steps, mask=dm)
+
+
+@triton.jit
+def _bwd_recompute_token(loads, h, scratch_ptr, A2, bias, HAS_BIAS: tl.constexpr,
+                         SOFTPLUS: tl.constexpr):
+    """One token of the backward's forward pass: stores the state h (NP, BD) before the
+    token to ``scratch_ptr`` and returns the state after it."""
+    _, valid, u, pre, Bv, _, _ = loads
+    _, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
+    tl.store(scratch_ptr, h)
+    return (tl.exp2(A2 * dt[None, :]) * h
+            + Bv.to(tl.float32)[:, None] * (dt * u.to(tl.float32))[None, :])
+
+
+@triton.jit
+def _bwd_reverse_token(loads, h_prev, ag, dA_acc, dD_acc, dbias_acc, A2, Dv, bias, dm, nm,
+                       ddt_ptr, sel, dx_ptr, sgl, DBM, DCM, bc_grad, HAS_D: tl.constexpr,
+                       HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ATOMIC: tl.constexpr,
+                       NEED_DC: tl.constexpr):
+    """One token of the backward's reverse pass, given the state before it h_prev (NP, BD)
+    and ``ag`` = a_{t+1} g_{t+1} of the token after it: writes its ddelta, dx, dB (and dC)
+    and returns (a_t g_t, and the dA (NP, BD), dD (BD,) and d delta_bias (BD,) sums with
+    its terms added). An invalid token (past the sequence end) adds and writes nothing."""
+    p, valid, u, pre, Bv, dy, Cv = loads
+    pre, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
+    m = dm & valid
+    u, Bv = u.to(tl.float32), Bv.to(tl.float32)
+    dy, Cv = dy.to(tl.float32), Cv.to(tl.float32)
+    a = tl.exp2(A2 * dt[None, :])
+    dtu = dt * u
+    drive = Bv[:, None] * dtu[None, :]
+    g = Cv[:, None] * dy[None, :] + ag
+    gah = g * (a * h_prev)  # dL/d(dt A) per state
+    dA_acc += gah * dt[None, :]
+    gb = tl.sum(g * Bv[:, None], axis=0)
+    ddt = tl.sum(gah * A2, axis=0) * LN2 + u * gb
+    du = dt * gb
+    if HAS_D:
+        du += Dv * dy
+        dD_acc += dy * u
+    if SOFTPLUS:  # softplus' = sigmoid = exp(pre - softplus(pre)): one exp2
+        ddt = ddt * tl.exp2((pre - dt) * LOG2E)
+    ddt = tl.where(m, ddt, 0.0)
+    dbias_acc += ddt
+    tl.store(ddt_ptr + p * sel, ddt, mask=m)
+    if ATOMIC:
+        tl.atomic_add(dx_ptr + p * sgl, du, mask=m, sem='relaxed')
+    else:
+        tl.store(dx_ptr + p * sgl, du, mask=m)
+    mn = nm & valid
+    tl.atomic_add(DBM + bc_grad + p, tl.sum(g * dtu[None, :], axis=1), mask=mn, sem='relaxed')
+    if NEED_DC:
+        dC = tl.sum((a * h_prev + drive) * dy[None, :], axis=1)
+        tl.atomic_add(DCM + bc_grad + p, dC, mask=mn, sem='relaxed')
+    return a * g, dA_acc, dD_acc, dbias_acc
 
 
 @triton.jit(do_not_specialize=['L', 'H', 'W', 'n_chunks', 'sat', 'sst', 'shn', 'seg_chunks',
@@ -444,7 +510,8 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH, SUMG, SUM
                          Dm, L, H, W, N, Dg, G, K, n_chunks, seg_chunks, n_summaries,
                          HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                          ATOMIC: tl.constexpr, NEED_DC: tl.constexpr, MASKED: tl.constexpr,
-                         NP: tl.constexpr, BD: tl.constexpr, S: tl.constexpr):
+                         NP: tl.constexpr, BD: tl.constexpr, S: tl.constexpr,
+                         WIDE: tl.constexpr = True):
     """Gradients of :func:`_scan_fwd_seq_kernel` token by token, in reverse.
 
     Sequence parallelism: each sequence is cut into ``n_summaries + 1`` segments of
@@ -502,58 +569,48 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH, SUMG, SUM
     for ci in range(first, stop):
         t0 = (first + stop - 1 - ci) * S
         h = tl.load(hs_ptr + (t0 // S) * NP * shn, mask=dm[None, :], other=0.0)
-        loads = _bwd_token_loads(t0, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl, scl,
-                                 syl, L, H, W, k, dm, nm, MASKED, False)
-        for j in range(S):  # the forward again, keeping the state before each token
-            _, valid, u, pre, Bv, _, _ = loads
-            loads = _bwd_token_loads(t0 + j + 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl,
-                                     sbl, scl, syl, L, H, W, k, dm, nm, MASKED, False)
-            _, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
-            tl.store(scratch + j * (NP * BD), h)
-            h = (tl.exp2(A2 * dt[None, :]) * h
-                 + Bv.to(tl.float32)[:, None] * (dt * u.to(tl.float32))[None, :])
-        loads = _bwd_token_loads(t0 + S - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl, sbl,
-                                 scl, syl, L, H, W, k, dm, nm, MASKED, True)
-        h_prev_next = tl.load(scratch + (S - 1) * (NP * BD))
-        for jj in range(S):
+        # the forward again, keeping the state before each token; two tokens per iteration
+        q, r, s, run, stride = _token_walk(t0, L, H, W, k)
+        loads = _bwd_token_loads(q, t0 < L, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl,
+                                 sbl, scl, syl, dm, nm, MASKED, False, WIDE)
+        for j in range(0, S, 2):
+            q, r = _walk_next(q, r, s, run, stride)
+            ahead = _bwd_token_loads(q, t0 + j + 1 < L, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl,
+                                     sdl, sbl, scl, syl, dm, nm, MASKED, False, WIDE)
+            h = _bwd_recompute_token(loads, h, scratch + j * (NP * BD), A2, bias, HAS_BIAS,
+                                     SOFTPLUS)
+            q, r = _walk_next(q, r, s, run, stride)
+            loads = _bwd_token_loads(q, t0 + j + 2 < L, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr,
+                                     sxl, sdl, sbl, scl, syl, dm, nm, MASKED, False, WIDE)
+            h = _bwd_recompute_token(ahead, h, scratch + (j + 1) * (NP * BD), A2, bias,
+                                     HAS_BIAS, SOFTPLUS)
+        # then backwards, two tokens per iteration; the walk stays on the last valid token
+        # while the chunk's tokens lie past the sequence end
+        q, r, s, run, stride = _token_walk(tl.minimum(t0 + S - 1, L - 1), L, H, W, k)
+        loads = _bwd_token_loads(q, t0 + S - 1 < L, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl,
+                                 sdl, sbl, scl, syl, dm, nm, MASKED, True, WIDE)
+        h_next = tl.load(scratch + (S - 1) * (NP * BD))  # the state before the next token
+        for jj in range(0, S, 2):
             j = S - 1 - jj
-            p, valid, u, pre, Bv, dy, Cv = loads
-            h_prev = h_prev_next
-            loads = _bwd_token_loads(t0 + j - 1, x_ptr, dt_ptr, b_ptr, c_ptr, dy_ptr, sxl, sdl,
-                                     sbl, scl, syl, L, H, W, k, dm, nm, MASKED, True)
-            h_prev_next = tl.load(scratch + tl.maximum(j - 1, 0) * (NP * BD))
-            pre, dt = _step(pre, valid, bias, HAS_BIAS, SOFTPLUS)
-            m = dm & valid
-            u, Bv = u.to(tl.float32), Bv.to(tl.float32)
-            dy, Cv = dy.to(tl.float32), Cv.to(tl.float32)
-            a = tl.exp2(A2 * dt[None, :])
-            dtu = dt * u
-            drive = Bv[:, None] * dtu[None, :]
-            g = Cv[:, None] * dy[None, :] + ag
-            ag = a * g
-            gah = g * (a * h_prev)  # dL/d(dt A) per state
-            dA_acc += gah * dt[None, :]
-            gb = tl.sum(g * Bv[:, None], axis=0)
-            ddt = tl.sum(gah * A2, axis=0) * LN2 + u * gb
-            du = dt * gb
-            if HAS_D:
-                du += Dv * dy
-                dD_acc += dy * u
-            if SOFTPLUS:
-                ddt = ddt * tl.sigmoid(pre)
-            ddt = tl.where(m, ddt, 0.0)
-            dbias_acc += ddt
-            tl.store(ddt_ptr + p * sel, ddt, mask=m)
-            if ATOMIC:
-                tl.atomic_add(dx_ptr + p * sgl, du, mask=m, sem='relaxed')
-            else:
-                tl.store(dx_ptr + p * sgl, du, mask=m)
-            mn = nm & valid
-            dB = tl.sum(g * dtu[None, :], axis=1)
-            tl.atomic_add(DBM + bc_grad + p, dB, mask=mn, sem='relaxed')
-            if NEED_DC:
-                dC = tl.sum((a * h_prev + drive) * dy[None, :], axis=1)
-                tl.atomic_add(DCM + bc_grad + p, dC, mask=mn, sem='relaxed')
+            t = t0 + j
+            q, r = _walk_back(q, r, s, run, stride, t < L)
+            ahead = _bwd_token_loads(q, (t >= 1) & (t - 1 < L), x_ptr, dt_ptr, b_ptr, c_ptr,
+                                     dy_ptr, sxl, sdl, sbl, scl, syl, dm, nm, MASKED, True,
+                                     WIDE)
+            h_prev = h_next
+            h_next = tl.load(scratch + (j - 1) * (NP * BD))
+            ag, dA_acc, dD_acc, dbias_acc = _bwd_reverse_token(
+                loads, h_prev, ag, dA_acc, dD_acc, dbias_acc, A2, Dv, bias, dm, nm, ddt_ptr,
+                sel, dx_ptr, sgl, DBM, DCM, bc_grad, HAS_D, HAS_BIAS, SOFTPLUS, ATOMIC, NEED_DC)
+            q, r = _walk_back(q, r, s, run, stride, t - 1 < L)
+            loads = _bwd_token_loads(q, (t >= 2) & (t - 2 < L), x_ptr, dt_ptr, b_ptr, c_ptr,
+                                     dy_ptr, sxl, sdl, sbl, scl, syl, dm, nm, MASKED, True,
+                                     WIDE)
+            h_prev = h_next
+            h_next = tl.load(scratch + tl.maximum(j - 2, 0) * (NP * BD))
+            ag, dA_acc, dD_acc, dbias_acc = _bwd_reverse_token(
+                ahead, h_prev, ag, dA_acc, dD_acc, dbias_acc, A2, Dv, bias, dm, nm, ddt_ptr,
+                sel, dx_ptr, sgl, DBM, DCM, bc_grad, HAS_D, HAS_BIAS, SOFTPLUS, ATOMIC, NEED_DC)
     tl.atomic_add(DA + n[:, None] * sat + row[None, :], dA_acc, mask=mnd, sem='relaxed')
     if HAS_D:
         tl.atomic_add(DDS + row, dD_acc, mask=dm, sem='relaxed')
@@ -970,15 +1027,19 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
     blocks = triton.cdiv(dm, block)
     seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length, backward=True)
     sum_g, sum_dt = _summary_buffers(segments, batch, k_dirs, cfg, dm, dAt)
+    if chunk % 2:
+        raise ValueError(f'seq_chunk must be even (the backward walks two tokens per '
+                         f'iteration), got {chunk}')
     masked = dm % block != 0 or d_state != cfg.padded_states
     bias_arg = bias if bias is not None else A
     shapes = (dm, length, height, width, d_state, dm // groups, groups, k_dirs)
+    wide = _wide_offsets(length, x, delta, Bm, Cm, grad_y, dx, ddelta)
     if segments > 1:
         _scan_bwd_seq_summary_kernel[(blocks, batch * (segments - 1), k_dirs)](
             x, delta, at, Bm, Cm, bias_arg, grad_y, sum_g, sum_dt, *x.stride(),
             *delta.stride(), at.stride(0), dm, *Bm.stride(), *Cm.stride(), *grad_y.stride(),
             *shapes, seg_len, segments - 1, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
-            MASKED=masked, NP=cfg.padded_states, BD=block, num_warps=1)
+            MASKED=masked, NP=cfg.padded_states, BD=block, WIDE=wide, num_warps=1)
     grid = (blocks, batch * segments, k_dirs)
     scratch = torch.empty(blocks * batch * segments * k_dirs * chunk * cfg.padded_states * block,
                           **f32)
@@ -991,7 +1052,7 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
         triton.cdiv(length, chunk), triton.cdiv(seg_len, chunk), segments - 1,
         HAS_D=Ds is not None, HAS_BIAS=bias is not None, SOFTPLUS=softplus,
         ATOMIC=k_dirs > 1, NEED_DC=need_dc, MASKED=masked, NP=cfg.padded_states,
-        BD=block, S=chunk, num_warps=1, maxnreg=cfg.seq_bwd_maxnreg or None)
+        BD=block, S=chunk, WIDE=wide, num_warps=1, maxnreg=cfg.seq_bwd_maxnreg or None)
     return [dx.to(x.dtype), ddelta, dAt.t().contiguous(), dB.to(Bm.dtype),
             dC.to(Cm.dtype) if need_dc else dC, dD, dbias]
 
