@@ -10,7 +10,7 @@ from fusion_mamba.models.fusion.simple_fusion import AddFusion, ConcatConvFusion
 from fusion_mamba.ops import selective_scan
 
 SSM = dict(type='SS2D', d_state=4, dt_rank='auto', backend='torch')
-LN_EPS = 1e-6  # DSSF's default norm_cfg: LN, eps 1e-6
+LN_EPS = 1e-6  # DSSF's default norm_cfg: AutocastLayerNorm, eps 1e-6
 
 
 def dssf_weights(dssf, modality):
@@ -138,6 +138,29 @@ def test_dssf_matches_eq_7_to_11(ir_to_rgb, rgb_to_ir, share_weights):
     # each switched-off cross term changes its own modality's update, and only that one
     for switched_off, got, with_term in zip((not ir_to_rgb, not rgb_to_ir), out, full):
         assert torch.allclose(got, with_term, atol=1e-4) != switched_off
+
+
+@pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.cuda)])
+def test_dssf_under_bf16_autocast_matches_eq_7_to_11_with_16_bit_gates(device):
+    """Under autocast the norms hand 16-bit maps on: the gated product y * z reaches the
+    output projection in bfloat16 (CUDA autocast would make it float32 with float32 norms),
+    and the step still follows the float32 equations within bfloat16's rounding."""
+    torch.manual_seed(0)
+    ssm = dict(SSM, backend='auto' if device == 'cuda' else 'torch')
+    dssf = randomize_(DSSF(8, ssm, ssm_ratio=1.5)).to(device)
+    f_r, f_i = torch.randn(2, 8, 5, 6, device=device), torch.randn(2, 8, 5, 6, device=device)
+    gated = []
+    hooks = [proj.register_forward_pre_hook(lambda _, args: gated.append(args[0].dtype))
+             for proj in dssf.out_projs]
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
+        out = dssf(f_r, f_i)
+    for hook in hooks:
+        hook.remove()
+    assert gated == [torch.bfloat16] * 2
+    with torch.no_grad():
+        expected = dssf_explicit(dssf.cpu(), f_r.cpu(), f_i.cpu())
+    for got, want in zip(out, expected):
+        torch.testing.assert_close(got.float().cpu(), want, rtol=0, atol=3e-2 * want.abs().max())
 
 
 @pytest.mark.parametrize('layout', ['channel_major', 'channels_last'])

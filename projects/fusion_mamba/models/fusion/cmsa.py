@@ -16,6 +16,7 @@ from mmdet.utils import ConfigType, OptMultiConfig
 
 from fusion_mamba.ops import cross_modal_ss2d_scan
 from ..layers.checkpointing import check_with_cp, run_checkpointed
+from ..layers.norms import STATE_SPACE_NORM
 from ..layers.selective_scan_module import SelectiveScanModule
 from ..layers.ss2d import NUM_DIRECTIONS
 
@@ -92,7 +93,8 @@ class CMSABlock(nn.Module):
         d_conv (int): Kernel size of the shared depthwise convolution (odd).
         scan_cfg (dict): Keyword arguments of :class:`CrossModalSS2D` (d_state, dt_rank,
             backend, ...); ``d_inner`` and ``d_model`` are filled in.
-        norm_cfg (dict): Norm over channels-last features.
+        norm_cfg (dict): Norm over channels-last features (see
+            :class:`GatedStateSpaceBranch`).
     """
 
     def __init__(self,
@@ -100,7 +102,7 @@ class CMSABlock(nn.Module):
                  ssm_ratio: float = 2.0,
                  d_conv: int = 3,
                  scan_cfg: dict = None,
-                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6)):
+                 norm_cfg: ConfigType = STATE_SPACE_NORM):
         super().__init__()
         d_inner = int(round(ssm_ratio * channels))
         self.d_inner = d_inner
@@ -149,7 +151,8 @@ class CMSAFusion(BaseModule):
         d_state (int): State size N of Cross SS2D.
         dt_rank (int | str): Rank of the dt projections; ``'auto'`` is ceil(C / 16).
         backend (str): Scan backend.
-        norm_cfg (dict): Norm over channels-last features.
+        norm_cfg (dict): Norm over channels-last features (see
+            :class:`GatedStateSpaceBranch`).
         with_cp (bool | str): Gradient checkpointing of each block: ``True`` recomputes
             everything, ``'selective'`` everything but the scans (see
             :mod:`fusion_mamba.models.layers.checkpointing`).
@@ -166,7 +169,7 @@ class CMSAFusion(BaseModule):
                  d_state: int = 16,
                  dt_rank: Union[int, str] = 'auto',
                  backend: str = 'auto',
-                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6),
+                 norm_cfg: ConfigType = STATE_SPACE_NORM,
                  with_cp: Union[bool, str] = False,
                  init_cfg: OptMultiConfig = None):
         super().__init__(init_cfg=init_cfg)

@@ -13,6 +13,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
 from ..layers.checkpointing import check_with_cp, run_checkpointed
+from ..layers.norms import STATE_SPACE_NORM
 from ..layers.state_space_branch import ChannelsLastMLP, GatedStateSpaceBranch, run_branches
 from ..layers.vss_block import VSSBlock
 
@@ -69,7 +70,7 @@ class DSSF(nn.Module):
                  ssm_ratio: float = 2.0,
                  d_conv: int = 3,
                  mlp_ratio: float = 0.0,
-                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6)):
+                 norm_cfg: ConfigType = STATE_SPACE_NORM):
         super().__init__()
         self.ir_to_rgb = ir_to_rgb
         self.rgb_to_ir = rgb_to_ir
@@ -147,7 +148,7 @@ class FusionMambaBlock(BaseModule):
                  ssm_ratio: float = 2.0,
                  d_conv: int = 3,
                  mlp_ratio: float = 0.0,
-                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6),
+                 norm_cfg: ConfigType = STATE_SPACE_NORM,
                  with_cp: Union[bool, str] = False,
                  init_cfg: OptMultiConfig = None):
         super().__init__(init_cfg=init_cfg)

@@ -8,6 +8,7 @@ from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
 
+from .norms import STATE_SPACE_NORM
 from .ss2d import grouped_ss2d, maps_group
 
 
@@ -26,7 +27,8 @@ class GatedStateSpaceBranch(nn.Module):
             ``dict(type='SS2D', d_state=16, dt_rank='auto', backend='auto')``; ``d_inner`` and
             ``d_model`` are filled in.
         d_conv (int): Depthwise convolution kernel size.
-        norm_cfg (dict): Norm over channels-last features.
+        norm_cfg (dict): Norm over channels-last features (default
+            :class:`AutocastLayerNorm`: 16-bit in, 16-bit out under autocast).
 
     Returns (forward): ``(y, z)``, both channels-last (B, H, W, D).
     """
@@ -36,7 +38,7 @@ class GatedStateSpaceBranch(nn.Module):
                  ssm_cfg: ConfigType,
                  ssm_ratio: float = 2.0,
                  d_conv: int = 3,
-                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6)):
+                 norm_cfg: ConfigType = STATE_SPACE_NORM):
         super().__init__()
         d_inner = int(round(ssm_ratio * channels))
         if d_inner < 1:
@@ -146,7 +148,7 @@ class ChannelsLastMLP(nn.Module):
     """Pre-norm MLP residual on channels-last features: x + fc2(GELU(fc1(Norm(x))))."""
 
     def __init__(self, channels: int, ratio: float,
-                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6)):
+                 norm_cfg: ConfigType = STATE_SPACE_NORM):
         super().__init__()
         hidden = int(round(channels * ratio))
         self.norm = build_norm_layer(norm_cfg, channels)[1]

@@ -3,6 +3,7 @@ import torch
 import torch.nn as nn
 from mmdet.utils import ConfigType
 
+from .norms import STATE_SPACE_NORM
 from .state_space_branch import ChannelsLastMLP, GatedStateSpaceBranch
 
 
@@ -22,7 +23,7 @@ class VSSBlock(nn.Module):
                  ssm_ratio: float = 2.0,
                  d_conv: int = 3,
                  mlp_ratio: float = 0.0,
-                 norm_cfg: ConfigType = dict(type='LN', eps=1e-6)):
+                 norm_cfg: ConfigType = STATE_SPACE_NORM):
         super().__init__()
         self.branch = GatedStateSpaceBranch(channels, ssm_cfg, ssm_ratio, d_conv, norm_cfg)
         self.out_proj = nn.Linear(self.branch.d_inner, channels, bias=False)
