@@ -55,3 +55,6 @@ def test_kernel_groups():
     assert kernel_group('void at::native::vectorized_elementwise_kernel<4, ...>') == \
         'elementwise / reduce'
     assert kernel_group('multi_tensor_apply_kernel<...AdamW...>') == 'optimizer'
+    # the NMS's two kernels, not a layout copy for the keep-list gather
+    assert kernel_group('nms_cuda(int, float, int, float const*, unsigned long long*)') == 'NMS'
+    assert kernel_group('gather_keep_from_mask(bool*, unsigned long long const*, int)') == 'NMS'

@@ -19,7 +19,7 @@ KERNEL_GROUPS = (  # (group, regular expression on the kernel / operator name), 
     ('matmul (GEMM)', r'gemm|cutlass|xmma|nvjet|cublas|addmm|\bmm\b|matmul|linear'),
     ('convolution', r'conv|cudnn|implicit|winograd|depthwise'),
     ('normalization', r'norm'),
-    ('NMS', r'nms'),
+    ('NMS', r'nms|gather_keep_from_mask'),  # the second: the NMS's keep-list gather
     ('copy / layout', r'copy|cat|Memcpy|Memset|transpose|permute|stack|contiguous|flip|gather'),
     ('optimizer', r'foreach|adam|sgd|multi_tensor'),
     ('elementwise / reduce', r'elementwise|reduce|silu|sigmoid|softplus|softmax|exp|mul|add'),
