@@ -525,14 +525,15 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH, SUMG, SUM
     BD) (it stays in L2); then the tokens are walked backwards with the adjoint
     ``g_t = C_t dy_t + a_{t+1} g_{t+1}``, each token's state before it read back. Both loops
     issue the next token's loads (and the reverse loop its scratch read) before the current
-    token's arithmetic, which would otherwise wait on them every token. The (NP,
-    BD) tiles take A's layout (see the forward): with BD = 16 one warp holds 16 channels on
-    16 lanes and the 16 states as 8 registers x 2 lanes (BD = 8: 4 x 4), so the sums over
-    states (dx, ddelta) and over channels (dB, dC, then one atomic add per state and token
-    for the program) cross few lanes. Gradient inputs: dy (B, Dm, L) with strides (syb, syd,
-    syl); dx has (sgb, sgd, sgl), ddelta (seb, sek, sed, sel); dB / dC (B, K * G, N, L)
-    contiguous float32; dA transposed like A, (N, K * Dm) with row stride ``sat``; the
-    scratch holds (S, NP, BD) float32 per program."""
+    token's arithmetic, which would otherwise wait on them every token. Up to 16
+    channels the (NP, BD) tiles take A's layout (see the forward): with BD = 16 one warp
+    holds 16 channels on 16 lanes and the 16 states as 8 registers x 2 lanes (BD = 8: 4 x
+    4); with BD = 32 the scratch's aligned reads give the tiles 4 channels per thread
+    (see below), so the sums over states (dx, ddelta) and over channels (dB, dC, then one
+    atomic add per state and token for the program) cross few lanes. Gradient inputs: dy
+    (B, Dm, L) with strides (syb, syd, syl); dx has (sgb, sgd, sgl), ddelta (seb, sek, sed,
+    sel); dB / dC (B, K * G, N, L) contiguous float32; dA transposed like A, (N, K * Dm) with
+    row stride ``sat``; the scratch holds (S, NP, BD) float32 per program."""
     segments = n_summaries + 1
     b, k, d, dm, n, nm, grp, row, mnd, A2, Dv, bias = _program_channels(
         AT, DS, BIAS, sat, Dm, N, Dg, G, HAS_D, HAS_BIAS, NP, BD, STATES_FIRST=True,
@@ -546,12 +547,23 @@ def _scan_bwd_seq_kernel(X, DT, AT, BM, CM, DS, BIAS, HS, DY, SCRATCH, SUMG, SUM
     dx_ptr = DX + b * sgb + d * sgd
     ddt_ptr = DDT + b * seb + k.to(tl.int64) * sek + d * sed
     bc_grad = (b * K * G + grp) * N * L + n * L  # (NP,): dB / dC are contiguous
-    # (NP, BD) offsets as unaligned as A's (``sst`` is BD, ``shn`` Dm, neither specialised):
-    # the saved and scratch state tiles take the compute layout, so each thread reads back
-    # the states it wrote and no tile changes layout
+    # The (NP, BD) tiles' layout follows from how the scratch tile can be read. With 16
+    # channels its stride ``sst`` (= BD) stays unspecialised, as unaligned as A's and the
+    # saved states' (``sat``, ``shn``): the channels lie on the lanes, the states in
+    # registers, and no tile changes layout. With 32 channels the stride is the constexpr
+    # BD: aligned, the scratch reads and writes take 4 channels per thread, and every tile
+    # of the loops takes that layout (states over 4 lanes x 4 registers, channels over 8
+    # lanes x 4 registers), so the dB / dC sums over the channels cross 8 lanes instead of
+    # 32 (offline SASS, sm_90, Triton 3.8: reverse loop 853 -> 452 instructions per token,
+    # recompute loop 233 -> 122; with 16 channels the same change saves nothing in reverse
+    # and costs 40 % in the recompute loop)
+    if BD >= 32:
+        tile_stride = BD
+    else:
+        tile_stride = sst
     hs_ptr = HS + (b * K + k) * n_chunks * NP * shn + n[:, None] * shn + d[None, :]
     program = (tl.program_id(1) * K + k) * tl.num_programs(0) + tl.program_id(0)
-    scratch = (SCRATCH + program * (S * NP * sst) + n[:, None] * sst
+    scratch = (SCRATCH + program * (S * NP * tile_stride) + n[:, None] * tile_stride
                + tl.arange(0, BD)[None, :])
     summaries = (b * K + k) * n_summaries  # this sequence's first summary
     ag = tl.zeros((NP, BD), dtype=tl.float32)  # a_{t+1} g_{t+1} of the token after t
