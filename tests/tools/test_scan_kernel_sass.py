@@ -21,7 +21,8 @@ def test_sass_counts_of_fm_yolov8_l_p3_training_step(tmp_path):
     """The recorded launches are the ones a P3 DSSF call at batch 8 makes (segmented
     forward: summaries, then outputs; one 32-channel backward), and the backward's token
     loops sum dB and dC over 8 lanes: about 80 shuffles per two-token iteration of the
-    reverse loop, where channels on all 32 lanes (the layout before 9f0f85b) needed 320."""
+    reverse loop, where channels on all 32 lanes (the layout before 9f0f85b) needed 320.
+    ``--inference``: one gradient-free forward launch (batch 16: no segments)."""
     triton = pytest.importorskip('triton')
     tools = osp.join(osp.dirname(triton.__file__), 'backends', 'nvidia', 'bin', 'cuobjdump')
     if not osp.exists(tools):
@@ -38,3 +39,7 @@ def test_sass_counts_of_fm_yolov8_l_p3_training_step(tmp_path):
     assert len(backward['loops']) >= 3
     shuffles = max(loop['shuffles'] for loop in backward['loops'])
     assert 0 < shuffles < 160, shuffles
+
+    inference = load_tool().main(['--inference', '--batch', '16'])
+    assert [r['kernel'].split()[0] for r in inference] == ['_scan_fwd_seq_kernel']
+    assert 'SAVE_STATES=False' in inference[0]['kernel'] and inference[0]['loops']

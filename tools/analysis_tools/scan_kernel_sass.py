@@ -2,13 +2,14 @@
 for a GPU architecture (no GPU needed).
 
     python tools/analysis_tools/scan_kernel_sass.py [--batch 8] [--channels 512] [--groups 2]
-        [--size 80 80] [--d-state 16] [--dtype bf16] [--arch 90]
+        [--size 80 80] [--d-state 16] [--dtype bf16] [--inference] [--arch 90]
         [--launch-config TABLE.json] [--out JSON] [--dump DIR]
 
 The operands of one grouped SS2D call (``--groups`` maps of ``--channels`` channels,
 channels-last, as a DSSF module hands them to :func:`grouped_ss2d`; the defaults are
 FM-YOLOv8-l's P3 at batch 8) are built on the meta device; the Triton backend's forward and
-backward run on them with every kernel launch recorded instead of run. Each recorded launch
+backward (``--inference``: the forward of a call without gradients) run on them with every
+kernel launch recorded instead of run. Each recorded launch
 is compiled for ``sm_<arch>`` with the specialisations Triton's JIT gives a real launch
 (integers divisible by 16 unless the kernel's ``do_not_specialize`` names them, 16-byte
 aligned tensors) and disassembled with the ``cuobjdump`` that ships with Triton. Printed per
@@ -53,6 +54,8 @@ def parse_args(argv=None):
     parser.add_argument('--d-state', type=int, default=16)
     parser.add_argument('--dtype', choices=list(DTYPES), default='bf16',
                         help='activation dtype (bf16: autocast training)')
+    parser.add_argument('--inference', action='store_true',
+                        help='a forward without gradients (no saved states, no backward)')
     parser.add_argument('--arch', type=int, default=90, help='compute capability x 10')
     parser.add_argument('--launch-config', help='a launch table (see use_launch_table)')
     parser.add_argument('--out', help='also write the counts to this JSON file')
@@ -94,7 +97,8 @@ def recorded_launches(module, launches: List[Launch]):
 
 def record_ss2d_step(args) -> List[Launch]:
     """The kernel launches of one grouped SS2D call's forward (saving states for a
-    backward) and backward, on meta tensors."""
+    backward) and backward, or with ``args.inference`` its gradient-free forward, on meta
+    tensors."""
     from fusion_mamba.models.layers.ss2d import SS2D, _direction_major
     from fusion_mamba.ops.selective_scan import triton_kernels as tk
     height, width = args.size
@@ -103,7 +107,7 @@ def record_ss2d_step(args) -> List[Launch]:
         modules = [SS2D(args.channels, args.d_state, backend='triton')
                    for _ in range(args.groups)]
         x = torch.empty(args.batch, args.groups * args.channels, height, width, dtype=dtype)
-    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(not args.inference)
     delta, B, C = modules[0].grouped_token_parameters(
         x.chunk(args.groups, dim=1), [m.x_proj_weight.to(dtype) for m in modules],
         [m.dt_proj_weight.to(dtype) for m in modules])
@@ -121,7 +125,10 @@ def record_ss2d_step(args) -> List[Launch]:
     try:
         tk.scan_forward = forward
         with recorded_launches(tk, launches):
-            y = tk.ss2d_scan(x, delta, A, B, C, D, delta_bias=bias, delta_softplus=True)
+            with torch.set_grad_enabled(not args.inference):
+                y = tk.ss2d_scan(x, delta, A, B, C, D, delta_bias=bias, delta_softplus=True)
+            if args.inference:
+                return launches
             (xs, ds, As, Bs, Cs, Ds, biases, softplus, h, w, store_last, save_states), \
                 (_, _, hs) = forwards[0]
             sequential = tk._forward_is_sequential(xs, ds, As, Bs, store_last, save_states)
@@ -229,8 +236,9 @@ def main(argv=None):
     import triton
     launches = record_ss2d_step(args)
     height, width = args.size
-    print(f'SS2D call: batch {args.batch}, {args.groups} x {args.channels} channels, '
-          f'{height}x{width}, d_state {args.d_state}, {args.dtype}, channels-last; '
+    step = 'inference forward' if args.inference else 'training forward + backward'
+    print(f'SS2D call ({step}): batch {args.batch}, {args.groups} x {args.channels} '
+          f'channels, {height}x{width}, d_state {args.d_state}, {args.dtype}, channels-last; '
           f'Triton {triton.__version__}, sm_{args.arch}')
     results = []
     for number, launch in enumerate(launches):
