@@ -1,4 +1,5 @@
 """Inference with the network replayed as CUDA graphs (MultiModalDetector.use_cuda_graphs)."""
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,20 @@ def assert_detections_found(ref, out, tol):
         assert same.any(), (box, score, label)
 
 
+@contextlib.contextmanager
+def without_tf32():
+    """float32 matmuls and convolutions in full float32 inside the context (the flags are
+    restored by hand: ``torch.backends.cuda.matmul`` answers ``allow_tf32`` through
+    ``__getattr__``, which pytest's monkeypatch cannot restore)."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
 def test_cuda_graphs_refuse_cpu_inputs():
     model = tiny_detector()
     model.use_cuda_graphs()
@@ -58,16 +73,18 @@ def test_cuda_graphs_refuse_cpu_inputs():
 
 @pytest.mark.cuda
 @pytest.mark.parametrize('amp', [None, torch.bfloat16])
-def test_cuda_graph_detections_equal_eager(amp, monkeypatch):
+def test_cuda_graph_detections_equal_eager(amp):
     """The graph replays the eager network: the same head outputs and detections (within
     the dtype's tolerance) for two input shapes, each captured once and replayed with new
     data. float32 runs without TF32: with it, two eager runs of this network differ by up to
     6e-3 in the head outputs on an H200 (the scan's atomics reorder sums, and a last-bit
     change moves a TF32 rounding), enough for two near-tied boxes of a random network to
     suppress each other the other way round."""
-    if amp is None:
-        monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
-        monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
+    with contextlib.nullcontext() if amp else without_tf32():
+        check_replays_equal_eager(amp)
+
+
+def check_replays_equal_eager(amp):
     model = tiny_detector().cuda()
     model.use_cuda_graphs()
     tol = dict(rtol=2e-2, atol=0.5) if amp else dict(rtol=1e-3, atol=1e-2)
@@ -86,6 +103,18 @@ def test_cuda_graph_detections_equal_eager(amp, monkeypatch):
             assert len(ref) > 0
             assert_detections_found(ref[:20], out.pred_instances, tol)
     assert len(model._graph_runner.graphs) == 2  # one capture per shape, the third replayed
+
+
+def test_without_tf32_restores_the_flags():
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = True
+    try:
+        with without_tf32():
+            assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, False)
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = before
 
 
 def test_compiled_network_predicts_as_eager():

@@ -142,9 +142,10 @@ def test_dssf_matches_eq_7_to_11(ir_to_rgb, rgb_to_ir, share_weights):
 
 @pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.cuda)])
 def test_dssf_under_bf16_autocast_matches_eq_7_to_11_with_16_bit_gates(device):
-    """Under autocast the norms hand 16-bit maps on: the gated product y * z reaches the
-    output projection in bfloat16 (CUDA autocast would make it float32 with float32 norms),
-    and the step still follows the float32 equations within bfloat16's rounding."""
+    """Under bf16 autocast the norms hand bf16 maps on: the gated product y * z reaches the
+    output projection in bfloat16, and the step still follows the float32 equations within
+    bfloat16's rounding. Only the CUDA case tells the norms from nn.LayerNorm (CUDA autocast
+    runs that in float32, so the product would be float32; CPU autocast keeps it bf16)."""
     torch.manual_seed(0)
     ssm = dict(SSM, backend='auto' if device == 'cuda' else 'torch')
     dssf = randomize_(DSSF(8, ssm, ssm_ratio=1.5)).to(device)

@@ -430,6 +430,9 @@ def test_benchmark_scan_reads_tuned_launches(tmp_path, monkeypatch):
     table.write_text(json.dumps({'16': old}))
     with pytest.raises(ValueError, match='best.json: seq_fwd_block must be one of'):
         kernels.use_launch_table(table)
+    table.write_text(json.dumps({'16': {'seq_chunk': 15}}))
+    with pytest.raises(ValueError, match='best.json: seq_chunk must be even'):
+        kernels.use_launch_table(table)
 
 
 def test_tune_scan_sequential_candidates():

@@ -7,5 +7,6 @@ from .yolov8_layers import SPPF, YOLOV8_SCALES, C2f, YOLOv8Bottleneck, make_divi
 
 __all__ = [
     'AutocastLayerNorm', 'STATE_SPACE_NORM', 'SS2D', 'SASF', 'GatedStateSpaceBranch',
-    'ChannelsLastMLP', 'VSSBlock', 'C2f', 'SPPF', 'YOLOV8_SCALES', 'YOLOv8Bottleneck', 'make_divisible', 'make_round'
+    'ChannelsLastMLP', 'VSSBlock', 'C2f', 'SPPF', 'YOLOV8_SCALES', 'YOLOv8Bottleneck',
+    'make_divisible', 'make_round'
 ]

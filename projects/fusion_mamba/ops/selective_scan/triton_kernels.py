@@ -843,12 +843,16 @@ def use_launch_table(path) -> dict:
     table = {int(d): fields if isinstance(fields, dict) else LaunchConfig(*fields)
              for d, fields in table.items()}
     for fields in table.values():
-        block = fields.get('seq_fwd_block', 0) if isinstance(fields, dict) \
-            else fields.seq_fwd_block
+        given = fields if isinstance(fields, dict) else fields._asdict()
+        block = given.get('seq_fwd_block', 0)
         if block not in SEQ_FWD_BLOCKS:
             raise ValueError(f'{path}: seq_fwd_block must be one of {SEQ_FWD_BLOCKS}, got '
                              f'{block} (a table from before seq_warps became seq_fwd_block? '
                              'run tune_scan.py again)')
+        chunk = given.get('seq_chunk', 0)
+        if chunk % 2:
+            raise ValueError(f'{path}: seq_chunk must be even (the sequential backward walks '
+                             f'two tokens per iteration), got {chunk}')
 
     def configured(d_state, per_block, length):
         fields = table.get(d_state)
