@@ -226,7 +226,7 @@ def test_ss2d_training_on_sequence_segments(shape, dtype, monkeypatch):
     assert not triton_kernels.sequential_scan(batch, 4, dim, d_state, True,
                                               cfg._replace(seq_bwd_programs=0))
     programs = batch * 4 * -(-dim // triton_kernels.backward_block(cfg, batch, 4, dim))
-    assert triton_kernels.sequence_segments(cfg, programs, height * width, backward=True)[1] > 1
+    assert triton_kernels.sequence_segments(cfg, programs, height * width, training=True)[1] > 1
     inputs, ref, g_ref = ss2d_reference(shape, dtype)
     ours_inputs = channels_last_ss2d(inputs)
     ours = ss2d_selective_scan(**ours_inputs, backend='triton')

@@ -179,21 +179,21 @@ def test_scans_group_only_where_one_call_keeps_the_sequential_kernels():
     assert triton_kernels.groups_keep_sequential(1, 48)  # d_state 1: chunked kernels anyway
 
 
-@pytest.mark.parametrize('backward', [False, True])
+@pytest.mark.parametrize('training', [False, True])
 @pytest.mark.parametrize('programs,length', [(64, 6400), (128, 1600), (128, 400), (4096, 6400),
                                              (3, 40), (1, 31)])
-def test_sequential_segments_fill_the_grid(programs, length, backward):
-    """A sequential forward (or backward) on a small grid cuts each sequence into segments
-    of a multiple of the saved-state interval that cover it exactly once, enough of them for
-    about ``seq_fwd_programs`` (``seq_bwd_programs``) programs (at most one per interval); a
-    full grid is not cut."""
+def test_sequential_segments_fill_the_grid(programs, length, training):
+    """A sequential gradient-free forward (or training pass) on a small grid cuts each
+    sequence into segments of a multiple of the saved-state interval that cover it exactly
+    once, enough of them for about ``seq_fwd_programs`` (``seq_bwd_programs``) programs (at
+    most one per interval); a full grid is not cut."""
     pytest.importorskip('triton')
     from fusion_mamba.ops.selective_scan import triton_kernels
     cfg = segmented_launch(triton_kernels)(16, 512, length)
-    if backward:  # the backward's own field, the forward's off
+    if training:  # the training pass's own field, the gradient-free forward's off
         cfg = cfg._replace(seq_fwd_programs=0, seq_bwd_programs=cfg.seq_fwd_programs)
-    target = cfg.seq_bwd_programs if backward else cfg.seq_fwd_programs
-    seg_len, segments = triton_kernels.sequence_segments(cfg, programs, length, backward)
+    target = cfg.seq_bwd_programs if training else cfg.seq_fwd_programs
+    seg_len, segments = triton_kernels.sequence_segments(cfg, programs, length, training)
     if programs >= target:
         assert (seg_len, segments) == (length, 1)
         return

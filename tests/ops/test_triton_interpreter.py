@@ -164,13 +164,13 @@ assert triton_kernels.sequence_segments(segmented(16, 2, 15), 4, 15) == (4, 4)
 assert triton_kernels.sequence_segments(segmented(16, 2, 15), 12, 15) == (4, 4)
 triton_kernels.launch_config = segmented
 check_ss2d(2, 16, 5, 3, channels_last=True, batch=3)
-# the backward cut into segments as well: 15 tokens (4 programs) in 4 one-chunk segments,
-# 42 tokens (11 chunks) in 5 segments of 2 chunks and a last of 1, and at batch 3 (12
-# programs) in 2 segments of 6 and 5 chunks
+# training passes (the backward and the forward saving states for it) cut as well: 15 tokens
+# (4 programs) in 4 one-chunk segments, 42 tokens (11 chunks) in 5 segments of 2 chunks and
+# a last of 1, and at batch 3 (12 programs) in 2 segments of 6 and 5 chunks
 both = with_launch(4, (2, 1), (1, 1), seq=(8, 4, 8, 64, 24, 168))  # registers capped
-assert triton_kernels.sequence_segments(both(16, 2, 15), 4, 15, backward=True) == (4, 4)
-assert triton_kernels.sequence_segments(both(16, 2, 42), 4, 42, backward=True) == (8, 6)
-assert triton_kernels.sequence_segments(both(16, 2, 42), 12, 42, backward=True) == (24, 2)
+assert triton_kernels.sequence_segments(both(16, 2, 15), 4, 15, training=True) == (4, 4)
+assert triton_kernels.sequence_segments(both(16, 2, 42), 4, 42, training=True) == (8, 6)
+assert triton_kernels.sequence_segments(both(16, 2, 42), 12, 42, training=True) == (24, 2)
 triton_kernels.SEQ_MIN_PROGRAMS = 10 ** 6  # only the segmented launch may pick them
 triton_kernels.launch_config = both
 check_ss2d(2, 16, 5, 3, channels_last=True)

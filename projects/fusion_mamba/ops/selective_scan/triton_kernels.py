@@ -721,11 +721,10 @@ class LaunchConfig(NamedTuple):
     sequential kernels (:func:`_scan_fwd_seq_kernel`, :func:`_scan_bwd_seq_kernel`): the
     channels of a one-warp forward program (0: the sequential kernels are never used), the
     tokens between saved states, the channels of a one-warp backward program, and the
-    number of forward programs below which the forward cuts each sequence into segments
-    (sequence parallelism; 0: never; it applies to forwards that save states for a
-    backward as well), and the same for the backward (0: never; then a backward needs a
-    grid of at least ``SEQ_MIN_PROGRAMS`` warps to run the sequential kernels; with
-    ``seq_fwd_programs`` 0 a training forward on a smaller grid walks whole sequences), and
+    number of programs below which a gradient-free forward cuts each sequence into
+    segments (sequence parallelism; 0: never), and the same for a training pass, the
+    backward and the forward that saves states for it (0: never; then training needs a
+    grid of at least ``SEQ_MIN_PROGRAMS`` warps to run the sequential kernels), and
     a cap on the sequential backward's registers per thread (0: the compiler's choice, about
     220 at d_state 16 on sm_90, room for 8 one-warp programs per SM; a cap trades spills
     for occupancy), and the channels of a backward program on grids that hold at least
@@ -782,7 +781,13 @@ def default_config(d_state: int, per_block: int, length: int) -> LaunchConfig:
     forward+backward, bf16) went from 265.9 to 136.9 ms with 2048 in one run, and took
     144.1 / 148.0 / 142.2 ms with 1024 / 2048 / 4096 in the next; an FM-YOLOv8-l training
     step at batch 4 went from 0.563 to 0.501 s. Cutting a full grid costs time: at batch 8 (1024
-    programs at P3) two segments took the P3 forward+backward from 13.8 to 15.4 ms. Where a
+    programs at P3) two segments took the P3 forward+backward from 13.8 to 15.4 ms. The
+    forward that saves states for a backward follows the backward's ``seq_bwd_programs``
+    (about one wave at its 232 registers): at batch 8 with both DSSF branches in one call
+    (1024 programs at P3) ``seq_fwd_programs`` had cut it into two segments; whole, the SS2D
+    forward+backward at P3 took 16.2 instead of 17.7 ms and an FM-YOLOv8-l training step
+    (bf16) 0.507 / 0.506 s instead of 0.600 / 0.583 s (two runs each, alternating); at
+    batch 4 (2 segments instead of 4) 0.360 / 0.402 s instead of 0.371 / 0.407 s. Where a
     grid holds 1024 backward programs of 32 channels (batch 8 with the two branches of a
     DSSF module in one call, batch 16 alone), they take 32 channels (``seq_bwd_wide_block``):
     32 instead of 16 took the batch-16 SS2D backward from 36.0 to 30.1 ms (P3 + P4 + P5),
@@ -958,12 +963,13 @@ def backward_block(cfg: LaunchConfig, batch: int, k_dirs: int, dim: int) -> int:
 
 
 def sequence_segments(cfg: LaunchConfig, programs: int, length: int,
-                      backward: bool = False) -> Tuple[int, int]:
-    """(tokens per segment, segments per sequence) of a sequential forward (or
-    ``backward``) of ``programs`` programs over ``length`` tokens: enough segments, of a
-    multiple of ``seq_chunk`` tokens, for ``seq_fwd_programs`` (``seq_bwd_programs``)
-    programs."""
-    target = cfg.seq_bwd_programs if backward else cfg.seq_fwd_programs
+                      training: bool = False) -> Tuple[int, int]:
+    """(tokens per segment, segments per sequence) of a sequential launch of ``programs``
+    programs over ``length`` tokens: enough segments, of a multiple of ``seq_chunk``
+    tokens, for ``seq_fwd_programs`` programs in a gradient-free forward, for
+    ``seq_bwd_programs`` in a ``training`` pass (the backward, and the forward that saves
+    states for it: both hold about one wave of programs at their register counts)."""
+    target = cfg.seq_bwd_programs if training else cfg.seq_fwd_programs
     if not target or programs >= target:
         return length, 1
     wanted = min(triton.cdiv(target, programs), triton.cdiv(length, cfg.seq_chunk))
@@ -1002,7 +1008,8 @@ def _forward_sequential(x, delta, A, Bm, Cm, Ds, bias, softplus, height, width, 
         x, dtype=torch.float32)
     at = A.t().contiguous()  # (N, K * Dm): see the kernel's docstring
     blocks = triton.cdiv(dm, block)
-    seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length)
+    seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length,
+                                          training=save_states)
     sum_h, sum_dt = _summary_buffers(segments, batch, k_dirs, cfg, dm, y)
     args = (x, delta, at, Bm, Cm, Ds if Ds is not None else A, bias if bias is not None else A,
             y, hs, sum_h, sum_dt, *x.stride(), *delta.stride(), at.stride(0), dm,
@@ -1041,7 +1048,7 @@ def _backward_sequential(x, delta, A, Bm, Cm, Ds, bias, hs, grad_y, softplus, he
     dbias = torch.zeros(bias.shape if bias is not None else (0, ), **f32)
     at = A.t().contiguous()
     blocks = triton.cdiv(dm, block)
-    seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length, backward=True)
+    seg_len, segments = sequence_segments(cfg, blocks * batch * k_dirs, length, training=True)
     sum_g, sum_dt = _summary_buffers(segments, batch, k_dirs, cfg, dm, dAt)
     if chunk % 2:
         raise ValueError(f'seq_chunk must be even (the backward walks two tokens per '
