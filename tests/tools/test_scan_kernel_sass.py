@@ -70,5 +70,11 @@ def test_training_forward_fills_the_backward_wave(batch, fwd_segments, bwd_segme
     programs = forwards[-1].grid[0] * forwards[-1].grid[1] * forwards[-1].grid[2]
     assert programs >= 1024 / 2 and (fwd_segments == 1 or programs < 2 * 1024)
 
+
+def test_gradient_free_forward_keeps_its_own_segments():
+    """The gradient-free forward of a batch-8 P3 DSSF call (1024 programs) still cuts its
+    sequences for ``seq_fwd_programs`` (2048): a summary launch and two segments."""
+    pytest.importorskip('triton')
+    tool = load_tool()
     inference = tool.record_ss2d_step(tool.parse_args(['--batch', '8', '--inference']))
     assert len(inference) == 2 and inference[-1].grid[1] == 8 * 2
